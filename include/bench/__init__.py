@@ -1,0 +1,1 @@
+"""Benchmark of the medscribe engine: dictation corpus, synthetic audio, systems, scoring."""

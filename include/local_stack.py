@@ -1,0 +1,238 @@
+"""The embedded local stack: a SeaweedFS S3 server and the engine, as local processes.
+
+``python include/local_stack.py up|down|status``. All state lives under ``.local/``:
+data, logs, pids, the generated key pair, and ``stack.env`` with the ``export`` lines
+that point any AWS client (boto3, the AWS CLI, Airflow) at the stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE = ROOT / ".local"
+REGION = "us-east-1"
+#: Fixed ports of the developer stack, clear of Airflow's 8080 and SeaweedFS's defaults.
+S3_PORT = 8333
+ENGINE_PORT = 8701
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(ready: Callable[[], bool], what: str, timeout: float, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {process.returncode}; see its log")
+        try:
+            if ready():
+                return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"{what} did not become ready within {timeout:.0f}s")
+
+
+def http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return response.status < 500
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key: str
+    secret_key: str
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> Credentials:
+        if path.exists():
+            return cls(**json.loads(path.read_text()))
+        created = cls("AKID" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(created.__dict__))
+        path.chmod(0o600)
+        return created
+
+
+def start_s3(state: Path, port: int, creds: Credentials) -> subprocess.Popen:
+    """SeaweedFS (master, volume, filer, S3) with every port chosen, so none collides."""
+    weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
+    if weed is None:
+        raise RuntimeError("the SeaweedFS binary 'weed' is missing: install requirements.txt")
+    data = state / "s3"
+    data.mkdir(parents=True, exist_ok=True)
+    identities = {
+        "identities": [
+            {
+                "name": "local",
+                "credentials": [{"accessKey": creds.access_key, "secretKey": creds.secret_key}],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            }
+        ]
+    }
+    config = state / "s3-identities.json"
+    config.write_text(json.dumps(identities))
+    config.chmod(0o600)
+    ports = {name: free_port() for name in ("master", "volume", "filer")}
+    args = [
+        weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        f"-master.port={ports['master']}", f"-master.port.grpc={free_port()}",
+        f"-volume.port={ports['volume']}", f"-volume.port.grpc={free_port()}",
+        f"-filer.port={ports['filer']}", f"-filer.port.grpc={free_port()}",
+        "-s3", f"-s3.port={port}", f"-s3.port.grpc={free_port()}",
+        "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={config}",
+        "-master.volumeSizeLimitMB=256", "-volume.max=64",
+    ]  # fmt: skip
+    log = (state / "s3.log").open("ab")
+    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), "S3 server", 60, process)
+    return process
+
+
+def aws_env(s3_port: int, engine_port: int, creds: Credentials) -> dict[str, str]:
+    """What any AWS client needs to use the stack instead of AWS."""
+    return {
+        "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{s3_port}",
+        "AWS_ENDPOINT_URL_TRANSCRIBE": f"http://127.0.0.1:{engine_port}",
+        "AWS_ACCESS_KEY_ID": creds.access_key,
+        "AWS_SECRET_ACCESS_KEY": creds.secret_key,
+        "AWS_DEFAULT_REGION": REGION,
+    }
+
+
+def airflow_connection(env: Mapping[str, str]) -> str:
+    """The ``aws_default`` Airflow connection (JSON) that sends the DAG to the stack."""
+    return json.dumps(
+        {
+            "conn_type": "aws",
+            "login": env["AWS_ACCESS_KEY_ID"],
+            "password": env["AWS_SECRET_ACCESS_KEY"],
+            "extra": {
+                "region_name": env["AWS_DEFAULT_REGION"],
+                "service_config": {
+                    "s3": {"endpoint_url": env["AWS_ENDPOINT_URL_S3"]},
+                    "transcribe": {"endpoint_url": env["AWS_ENDPOINT_URL_TRANSCRIBE"]},
+                },
+                "config_kwargs": {"s3": {"addressing_style": "path"}},
+            },
+        }
+    )
+
+
+def start_engine(
+    state: Path, port: int, env: Mapping[str, str], workers: int, extra_env: Mapping[str, str] = {}
+) -> subprocess.Popen:
+    engine_env = {
+        **os.environ,
+        **env,
+        "PYTHONPATH": str(ROOT / "include"),
+        "MEDSCRIBE_DATABASE_URL": f"sqlite:///{state / 'engine' / 'jobs.db'}",
+        **extra_env,
+    }
+    log = (state / "engine.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "medscribe", "serve", "--port", str(port), "--workers", str(workers)],
+        env=engine_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/health"), "engine", 60, process)
+    return process
+
+
+def stop(process_id: int, timeout: float = 20) -> None:
+    """SIGTERM the process group, then SIGKILL what is left."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process_id, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.kill(process_id, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
+
+
+class LocalStack:
+    """The developer stack under ``.local/``; ``up`` is idempotent, ``down`` stops only it."""
+
+    def __init__(self, state: Path = STATE, workers: int = 1) -> None:
+        self.state = state
+        self.workers = workers
+        self.pids = state / "pids.json"
+        self.env_file = state / "stack.env"
+
+    def running(self) -> dict[str, int]:
+        if not self.pids.exists():
+            return {}
+        alive = {}
+        for name, pid in json.loads(self.pids.read_text()).items():
+            try:
+                os.kill(pid, 0)
+                alive[name] = pid
+            except ProcessLookupError:
+                pass
+        return alive
+
+    def up(self) -> dict[str, str]:
+        self.state.mkdir(parents=True, exist_ok=True)
+        creds = Credentials.load_or_create(self.state / "credentials.json")
+        env = aws_env(S3_PORT, ENGINE_PORT, creds)
+        running = self.running()
+        if not running.get("s3"):
+            running["s3"] = start_s3(self.state, S3_PORT, creds).pid
+        if not running.get("engine"):
+            running["engine"] = start_engine(self.state, ENGINE_PORT, env, self.workers).pid
+        self.pids.write_text(json.dumps(running))
+        lines = [f"export {key}={value}" for key, value in env.items()]
+        lines.append(f"export AIRFLOW_CONN_AWS_DEFAULT='{airflow_connection(env)}'")
+        self.env_file.write_text("\n".join(lines) + "\n")
+        self.env_file.chmod(0o600)
+        return env
+
+    def down(self) -> None:
+        for pid in self.running().values():
+            stop(pid)
+        self.pids.unlink(missing_ok=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("MEDSCRIBE_WORKERS", "1")))
+    args = parser.parse_args()
+    stack = LocalStack(workers=args.workers)
+    if args.command == "up":
+        env = stack.up()
+        print(f"S3 at {env['AWS_ENDPOINT_URL_S3']}, engine at {env['AWS_ENDPOINT_URL_TRANSCRIBE']}")
+        print(f"clients: . {stack.env_file.relative_to(ROOT)}")
+    elif args.command == "down":
+        stack.down()
+        print("local stack stopped")
+    else:
+        print(json.dumps(stack.running()) if stack.running() else "local stack is not running")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""A self-hosted engine that speaks Amazon Transcribe Medical's batch API."""

@@ -1,0 +1,81 @@
+"""Engine processes: the API server, and a supervisor keeping worker processes alive."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import threading
+
+import uvicorn
+
+from .api import create_app
+from .asr import Recognizer
+from .backend import TranscribeBackend
+from .config import EngineConfig
+from .store import JobStore
+from .worker import Worker
+
+log = logging.getLogger(__name__)
+LOG_FORMAT = "%(asctime)s %(name)s %(message)s"
+
+
+def run_worker(config: EngineConfig) -> None:
+    """One worker process: load the model once, then claim jobs until SIGTERM."""
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    recognizer = Recognizer(
+        config.model_dir,
+        compute_type=config.compute_type,
+        cpu_threads=config.cpu_threads,
+        beam_size=config.beam_size,
+    )
+    Worker(config, JobStore(config.database_url), recognizer).run(stop)
+
+
+class Supervisor:
+    """Keeps ``count`` worker processes alive beside the API server; replaces any that die."""
+
+    def __init__(self, config: EngineConfig, count: int) -> None:
+        self.config = config
+        self.count = count
+        self.processes: list[multiprocessing.Process] = []
+        self.stopping = threading.Event()
+        self.context = multiprocessing.get_context("spawn")
+
+    def start(self) -> None:
+        self.processes = [self._spawn() for _ in range(self.count)]
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _spawn(self) -> multiprocessing.Process:
+        process = self.context.Process(target=run_worker, args=(self.config,), daemon=True)
+        process.start()
+        return process
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(1.0):
+            for index, process in enumerate(self.processes):
+                if not process.is_alive() and not self.stopping.is_set():
+                    log.warning(
+                        "worker pid %s exited (%s); starting another", process.pid, process.exitcode
+                    )
+                    self.processes[index] = self._spawn()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.join(timeout=30)
+
+
+def serve_api(config: EngineConfig, host: str, port: int) -> None:
+    if not config.access_keys:
+        raise SystemExit(
+            "no access keys configured: set MEDSCRIBE_ACCESS_KEYS=KEY_ID:SECRET "
+            "(or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY); the engine is never open"
+        )
+    backend = TranscribeBackend(JobStore(config.database_url), config)
+    uvicorn.run(create_app(backend), host=host, port=port, log_level="info")

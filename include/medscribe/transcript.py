@@ -1,0 +1,93 @@
+"""The transcript JSON of a Transcribe Medical job, in AWS's shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .asr import Word
+
+#: Marks AWS reports as items of their own; any other symbol around a word is dropped.
+PUNCTUATION = ".,?!;:"
+_STRIP = "\"'“”‘’()[]{}¿¡«»"
+
+
+def _seconds(value: float) -> str:
+    return str(round(value, 3))
+
+
+def channel_items(words: list[Word], duration: float) -> list[dict[str, Any]]:
+    """Pronunciation items with monotonic times inside the audio, punctuation items apart."""
+    items: list[dict[str, Any]] = []
+    floor = 0.0
+    for word in words:
+        text = word.text.strip(_STRIP)
+        core = text.rstrip(PUNCTUATION)
+        marks = [mark for mark in text[len(core) :] if mark in PUNCTUATION][:1]
+        core = core.lstrip(PUNCTUATION)
+        if core:
+            start = min(max(word.start, floor), duration)
+            end = min(max(word.end, start), duration)
+            floor = start
+            items.append(
+                {
+                    "start_time": _seconds(start),
+                    "end_time": _seconds(end),
+                    "alternatives": [{"confidence": f"{word.confidence:.4f}", "content": core}],
+                    "type": "pronunciation",
+                }
+            )
+        for mark in marks:
+            items.append(
+                {"alternatives": [{"confidence": "0.0", "content": mark}], "type": "punctuation"}
+            )
+    return items
+
+
+def transcript_text(items: list[dict[str, Any]]) -> str:
+    parts: list[str] = []
+    for item in items:
+        content = item["alternatives"][0]["content"]
+        if item["type"] == "punctuation" and parts:
+            parts[-1] += content
+        else:
+            parts.append(content)
+    return " ".join(parts)
+
+
+def build(
+    job_name: str, account_id: str, channels: list[list[Word]], duration: float
+) -> dict[str, Any]:
+    """One channel: plain items. Several: items labelled ``ch_N`` and ``channel_labels``."""
+    per_channel = [channel_items(words, duration) for words in channels]
+    results: dict[str, Any] = {}
+    if len(per_channel) == 1:
+        items = per_channel[0]
+    else:
+        labelled = [
+            [{**item, "channel_label": f"ch_{index}"} for item in channel_list]
+            for index, channel_list in enumerate(per_channel)
+        ]
+        results["channel_labels"] = {
+            "channels": [
+                {"channel_label": f"ch_{index}", "items": channel_list}
+                for index, channel_list in enumerate(labelled)
+            ],
+            "number_of_channels": len(labelled),
+        }
+        items = _interleave(labelled)
+    results["transcripts"] = [{"transcript": transcript_text(items)}]
+    results["items"] = items
+    return {"jobName": job_name, "accountId": account_id, "results": results, "status": "COMPLETED"}
+
+
+def _interleave(channels: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Merge channels by time; punctuation stays behind the word it follows."""
+    groups: list[tuple[float, int, list[dict[str, Any]]]] = []
+    for index, items in enumerate(channels):
+        for item in items:
+            if item["type"] == "punctuation" and groups and groups[-1][1] == index:
+                groups[-1][2].append(item)
+            else:
+                groups.append((float(item.get("start_time", 0.0)), index, [item]))
+    groups.sort(key=lambda group: (group[0], group[1]))
+    return [item for _, _, group in groups for item in group]

@@ -1,0 +1,196 @@
+"""A worker: claims queued jobs, transcribes their media from S3, writes the transcript back.
+
+The model is loaded once per worker process. While a job runs, a heartbeat renews its
+lease; if the process dies the lease runs out and another worker takes the job over.
+Logs name jobs and figures, never transcript text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from . import audio, s3, transcript
+from .asr import Recognizer
+from .config import EngineConfig
+from .store import Job, JobStore, Vocabulary
+from .vocabulary import VocabularyError, default_phrases, parse_phrases
+
+log = logging.getLogger(__name__)
+
+MEDIA_UNREADABLE = (
+    "The media file {uri} can't be read. Check that it exists and that the engine may read it."
+)
+
+
+class JobFailed(Exception):
+    """The job cannot complete; the message is its FailureReason."""
+
+
+class Worker:
+    def __init__(self, config: EngineConfig, store: JobStore, recognizer: Recognizer) -> None:
+        self.config = config
+        self.store = store
+        self.recognizer = recognizer
+        self.s3 = s3.client(config.s3_endpoint_url, config.region)
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    def run(self, stop: threading.Event) -> None:
+        log.info("worker %s ready", self.id)
+        while not stop.is_set():
+            for vocabulary in self.store.pending_vocabularies():
+                self.settle_vocabulary(vocabulary)
+            if not self.run_one():
+                stop.wait(self.config.poll_seconds)
+
+    def run_one(self) -> bool:
+        """Claim and process one job; False when none was waiting."""
+        job = self.store.claim_job(
+            self.id, time.time(), self.config.lease_seconds, self.config.max_attempts
+        )
+        if job is None:
+            return False
+        stop_heartbeat = threading.Event()
+        heartbeat = threading.Thread(target=self._heartbeat, args=(job.name, stop_heartbeat))
+        heartbeat.start()
+        started = time.monotonic()
+        try:
+            outcome = self.transcribe(job)
+        except JobFailed as failure:
+            outcome = {"status": "FAILED", "failure_reason": str(failure)}
+        except Exception:
+            log.exception("job %s: internal failure", job.name)
+            outcome = {"status": "FAILED", "failure_reason": "Internal failure while transcribing."}
+        finally:
+            stop_heartbeat.set()
+            heartbeat.join()
+        if self.store.finish_job(job.name, self.id, time.time(), **outcome):
+            log.info("job %s %s in %.1fs", job.name, outcome["status"], time.monotonic() - started)
+        else:
+            log.warning("job %s was taken over or deleted meanwhile; result dropped", job.name)
+        return True
+
+    def _heartbeat(self, name: str, stop: threading.Event) -> None:
+        interval = self.config.lease_seconds / 3
+        while not stop.wait(interval):
+            if not self.store.renew_lease(name, self.id, time.time() + self.config.lease_seconds):
+                return
+
+    def transcribe(self, job: Job) -> dict[str, Any]:
+        request = job.request
+        uri = request["Media"]["MediaFileUri"]
+        media = audio_of(self._read(uri), request)
+        phrases = self._phrases(request.get("Settings", {}).get("VocabularyName"))
+        channels = [self.recognizer.transcribe(track, phrases) for track in media.tracks]
+        document = transcript.build(job.name, self.config.account_id, channels, media.duration)
+        bucket = request["OutputBucketName"]
+        key = output_key(job.name, request.get("OutputKey"))
+        try:
+            self.s3.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=json.dumps(document).encode(),
+                ContentType="application/json",
+            )
+        except ClientError as exc:
+            raise JobFailed(
+                f"The transcript couldn't be written to s3://{bucket}/{key}: "
+                f"{exc.response['Error'].get('Code', 'error')}."
+            ) from exc
+        log.info(
+            "job %s: %.1fs of audio, %d channel(s), %d items",
+            job.name,
+            media.duration,
+            len(channels),
+            len(document["results"]["items"]),
+        )
+        return {
+            "status": "COMPLETED",
+            "media_format": media.media_format,
+            "sample_rate": media.sample_rate,
+            "transcript_uri": s3.object_url(self.s3, bucket, key),
+        }
+
+    def _read(self, uri: str) -> bytes:
+        bucket, key = s3.split_uri(uri)
+        try:
+            return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            raise JobFailed(MEDIA_UNREADABLE.format(uri=uri)) from exc
+
+    def _phrases(self, vocabulary_name: str | None) -> list[str]:
+        """The job's vocabulary first (it wins the prompt budget), then the shipped default."""
+        phrases: list[str] = []
+        if vocabulary_name:
+            vocabulary = self.store.get_vocabulary(vocabulary_name)
+            if vocabulary is None or vocabulary.state != "READY":
+                raise JobFailed(f"The vocabulary {vocabulary_name} is no longer available.")
+            phrases.extend(vocabulary.phrases)
+        if self.config.default_vocabulary:
+            phrases.extend(default_phrases())
+        return list(dict.fromkeys(phrases))
+
+    def settle_vocabulary(self, vocabulary: Vocabulary) -> None:
+        """Read a pending vocabulary's phrase file: READY with its phrases, or FAILED."""
+        try:
+            bucket, key = s3.split_uri(vocabulary.file_uri)
+            body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            phrases = parse_phrases(body.decode("utf-8"))
+        except ClientError:
+            values = {
+                "state": "FAILED",
+                "failure_reason": MEDIA_UNREADABLE.format(uri=vocabulary.file_uri),
+            }
+        except (VocabularyError, UnicodeDecodeError) as exc:
+            values = {
+                "state": "FAILED",
+                "failure_reason": str(exc) or "The file is not UTF-8 text.",
+            }
+        else:
+            values = {"state": "READY", "phrases": json.dumps(phrases), "failure_reason": None}
+        self.store.settle_vocabulary(vocabulary, time.time(), **values)
+        log.info("vocabulary %s %s", vocabulary.name, values["state"])
+
+
+def audio_of(data: bytes, request: dict[str, Any]) -> audio.Media:
+    """Decode the media and hold it to what the request declared, as AWS does."""
+    split = bool(request.get("Settings", {}).get("ChannelIdentification"))
+    try:
+        media = audio.load(data, split_channels=split)
+    except audio.MediaError as exc:
+        raise JobFailed(str(exc)) from exc
+    declared_format = request.get("MediaFormat")
+    if declared_format and declared_format != media.media_format:
+        raise JobFailed(
+            f"The media format provided ({declared_format}) does not match the detected "
+            f"media format ({media.media_format}). Check the media format and try again."
+        )
+    declared_rate = request.get("MediaSampleRateHertz")
+    if declared_rate and declared_rate != media.sample_rate:
+        raise JobFailed(
+            f"The specified sample rate ({declared_rate} Hz) doesn't match the sample rate "
+            f"detected in your input media file ({media.sample_rate} Hz)."
+        )
+    if split and media.channels != 2:
+        raise JobFailed(
+            "Channel identification needs two-channel audio; this file has "
+            f"{media.channels} channel(s)."
+        )
+    return media
+
+
+def output_key(job_name: str, requested: str | None) -> str:
+    """``OutputKey`` as AWS reads it: a key, or a folder when it ends in a slash."""
+    if not requested:
+        return f"medical/{job_name}.json"
+    if requested.endswith("/"):
+        return f"{requested}{job_name}.json"
+    return requested if requested.endswith(".json") else f"{requested}.json"

@@ -1,0 +1,348 @@
+"""
+Flatten AWS-shaped medical transcripts into two typed tables and stream them to Parquet.
+
+``transcript_items`` has one row per transcript item; ``transcription_jobs`` one row per job,
+failures included. Each table has a fixed Arrow schema, so column types stay the same for an
+empty night or a column that happens to be all null, and DuckDB, Athena and pandas agree.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import date, datetime
+from typing import IO, Any, Self
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+from medical_transcribe.naming import slugify
+
+ITEMS_TABLE = "transcript_items"
+JOBS_TABLE = "transcription_jobs"
+
+_UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
+_COMMON_FIELDS = [
+    pa.field("run_id", pa.string()),
+    pa.field("run_date", pa.date32()),
+    pa.field("job_name", pa.string()),
+    pa.field("media_uri", pa.string()),
+    pa.field("type", pa.string()),
+    pa.field("specialty", pa.string()),
+]
+ITEMS_SCHEMA = pa.schema(
+    [
+        *_COMMON_FIELDS,
+        pa.field("item_index", pa.int64()),
+        pa.field("item_type", pa.string()),
+        pa.field("content", pa.string()),
+        pa.field("confidence", pa.float64()),
+        pa.field("start_time", pa.float64()),
+        pa.field("end_time", pa.float64()),
+        pa.field("speaker_label", pa.string()),
+        pa.field("channel_label", pa.string()),
+    ]
+)
+JOBS_SCHEMA = pa.schema(
+    [
+        *_COMMON_FIELDS,
+        pa.field("status", pa.string()),
+        pa.field("failure_reason", pa.string()),
+        pa.field("media_duration", pa.float64()),
+        pa.field("words", pa.int64()),
+        pa.field("mean_confidence", pa.float64()),
+        pa.field("min_confidence", pa.float64()),
+        pa.field("low_confidence_words", pa.int64()),
+        pa.field("creation_time", _UTC_TIMESTAMP),
+        pa.field("start_time", _UTC_TIMESTAMP),
+        pa.field("completion_time", _UTC_TIMESTAMP),
+        pa.field("transcript_uri", pa.string()),
+    ]
+)
+
+Job = Mapping[str, Any]
+Transcript = Mapping[str, Any]
+Sink = str | os.PathLike[str] | IO[bytes]
+
+
+def _as_date(value: date | datetime | str) -> date:
+    return pd.Timestamp(value).date()
+
+
+def _float(value: Any) -> float | None:
+    """AWS writes numbers as strings; absent or empty means unknown."""
+    return None if value in (None, "") else float(value)
+
+
+def _utc(value: Any) -> datetime | None:
+    """Accept botocore datetimes or their ISO strings (as they come back from XCom)."""
+    if value is None:
+        return None
+    stamp = pd.Timestamp(value)
+    return (
+        stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    ).to_pydatetime()
+
+
+def _items_with_channel(
+    results: Mapping[str, Any],
+) -> Iterator[tuple[Mapping[str, Any], str | None]]:
+    """
+    Yield every item once, with its channel label.
+
+    With ChannelIdentification the per-channel lists under ``channel_labels`` hold every item;
+    AWS nests them as ``{"channels": [...]}``, a bare list is accepted too.
+    """
+    channels = results.get("channel_labels") or []
+    if isinstance(channels, Mapping):
+        channels = channels.get("channels") or []
+    if not channels:
+        for item in results.get("items") or []:
+            yield item, item.get("channel_label")
+        return
+    for channel in channels:
+        for item in channel.get("items") or []:
+            yield item, item.get("channel_label", channel.get("channel_label"))
+
+
+def _speakers_by_start(results: Mapping[str, Any]) -> dict[str, str]:
+    """Older output puts speakers only in ``speaker_labels.segments``, keyed by item start time."""
+    segments = (results.get("speaker_labels") or {}).get("segments") or []
+    return {
+        item["start_time"]: item["speaker_label"]
+        for segment in segments
+        for item in segment.get("items") or []
+        if "start_time" in item and "speaker_label" in item
+    }
+
+
+def _common(
+    job: Job, transcript: Transcript | None, run: Mapping[str, Any]
+) -> dict[str, Any]:
+    return {
+        **run,
+        "job_name": job.get("MedicalTranscriptionJobName")
+        or (transcript or {}).get("jobName"),
+        "media_uri": (job.get("Media") or {}).get("MediaFileUri"),
+        "type": job.get("Type"),
+        "specialty": job.get("Specialty"),
+    }
+
+
+def _item_records(
+    job: Job, transcript: Transcript | None, run: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """One ``transcript_items`` row per item of one transcript (none without a transcript)."""
+    if transcript is None:
+        return []
+    common = _common(job, transcript, run)
+    results = transcript.get("results") or {}
+    speakers = _speakers_by_start(results)
+    records = []
+    for index, (item, channel_label) in enumerate(_items_with_channel(results)):
+        best = (item.get("alternatives") or [{}])[0]
+        records.append(
+            {
+                **common,
+                "item_index": index,
+                "item_type": item.get("type"),
+                "content": best.get("content"),
+                "confidence": _float(best.get("confidence")),
+                "start_time": _float(item.get("start_time")),
+                "end_time": _float(item.get("end_time")),
+                "speaker_label": item.get("speaker_label")
+                or speakers.get(item.get("start_time")),
+                "channel_label": channel_label,
+            }
+        )
+    return records
+
+
+def _job_record(
+    job: Job,
+    transcript: Transcript | None,
+    items: list[dict[str, Any]],
+    run: Mapping[str, Any],
+    low_confidence_threshold: float,
+) -> dict[str, Any]:
+    """One ``transcription_jobs`` row; word statistics are null when there is no transcript."""
+    words = [r for r in items if r["item_type"] == "pronunciation"]
+    confidences = [r["confidence"] for r in words if r["confidence"] is not None]
+    end_times = [r["end_time"] for r in items if r["end_time"] is not None]
+    has_transcript = transcript is not None
+    return {
+        **_common(job, transcript, run),
+        "status": job.get("TranscriptionJobStatus"),
+        "failure_reason": job.get("FailureReason"),
+        "media_duration": max(end_times, default=None),
+        "words": len(words) if has_transcript else None,
+        "mean_confidence": sum(confidences) / len(confidences) if confidences else None,
+        "min_confidence": min(confidences, default=None),
+        "low_confidence_words": (
+            sum(c < low_confidence_threshold for c in confidences)
+            if has_transcript
+            else None
+        ),
+        "creation_time": _utc(job.get("CreationTime")),
+        "start_time": _utc(job.get("StartTime")),
+        "completion_time": _utc(job.get("CompletionTime")),
+        "transcript_uri": (job.get("Transcript") or {}).get("TranscriptFileUri"),
+    }
+
+
+def _records(
+    pairs: Iterable[tuple[Job, Transcript | None]],
+    run: Mapping[str, Any],
+    low_confidence_threshold: float,
+) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any]]]:
+    for job, transcript in pairs:
+        items = _item_records(job, transcript, run)
+        yield items, _job_record(job, transcript, items, run, low_confidence_threshold)
+
+
+def frames(
+    pairs: Iterable[tuple[Job, Transcript | None]],
+    *,
+    run_id: str,
+    run_date: date | datetime | str,
+    low_confidence_threshold: float = 0.5,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both tables in memory as pandas DataFrames, for small batches and inspection."""
+    run = {"run_id": run_id, "run_date": _as_date(run_date)}
+    item_rows: list[dict[str, Any]] = []
+    job_rows: list[dict[str, Any]] = []
+    for items, job_row in _records(pairs, run, low_confidence_threshold):
+        item_rows.extend(items)
+        job_rows.append(job_row)
+    return (
+        pa.Table.from_pylist(item_rows, schema=ITEMS_SCHEMA).to_pandas(),
+        pa.Table.from_pylist(job_rows, schema=JOBS_SCHEMA).to_pandas(),
+    )
+
+
+class _RowGroupBuffer:
+    """Rows for one Parquet file, written out as a row group whenever ``limit`` rows are held."""
+
+    def __init__(
+        self, sink: Sink, schema: pa.Schema, limit: int, compression: str
+    ) -> None:
+        self._writer = pq.ParquetWriter(sink, schema, compression=compression)
+        self._schema = schema
+        self._limit = limit
+        self._rows: list[dict[str, Any]] = []
+        self.rows_written = 0
+
+    def extend(self, rows: list[dict[str, Any]]) -> None:
+        self._rows.extend(rows)
+        if len(self._rows) >= self._limit:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._rows:
+            self._writer.write_table(
+                pa.Table.from_pylist(self._rows, schema=self._schema)
+            )
+            self.rows_written += len(self._rows)
+            self._rows = []
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
+
+
+class TranscriptTableWriter:
+    """
+    Stream (job description, transcript or None) pairs into the two Parquet tables.
+
+    Transcripts are consumed one at a time and rows leave memory as row groups of at most
+    about ``row_group_rows``, so a night with thousands of dictations needs no more memory
+    than one with ten. The files are valid Parquet with the full schema even when nothing
+    was written. Use as a context manager, or call :meth:`close`.
+
+    :param items_sink: Path or binary file object for ``transcript_items``.
+    :param jobs_sink: Path or binary file object for ``transcription_jobs``.
+    :param run_id: The Airflow run id, stored on every row.
+    :param run_date: The run's logical date (date, datetime or ISO string).
+    :param low_confidence_threshold: Words with confidence below this count as low-confidence.
+    :param row_group_rows: Rows buffered per file before a row group is written.
+    :param compression: Parquet codec.
+    """
+
+    def __init__(
+        self,
+        items_sink: Sink,
+        jobs_sink: Sink,
+        *,
+        run_id: str,
+        run_date: date | datetime | str,
+        low_confidence_threshold: float = 0.5,
+        row_group_rows: int = 65_536,
+        compression: str = "zstd",
+    ) -> None:
+        self._run = {"run_id": run_id, "run_date": _as_date(run_date)}
+        self._threshold = low_confidence_threshold
+        self._items = _RowGroupBuffer(
+            items_sink, ITEMS_SCHEMA, row_group_rows, compression
+        )
+        self._jobs = _RowGroupBuffer(
+            jobs_sink, JOBS_SCHEMA, row_group_rows, compression
+        )
+
+    def write_all(self, pairs: Iterable[tuple[Job, Transcript | None]]) -> None:
+        """Consume an iterator of pairs; each transcript is dropped once its rows are buffered."""
+        for items, job_row in _records(pairs, self._run, self._threshold):
+            self._items.extend(items)
+            self._jobs.extend([job_row])
+
+    def write(self, job: Job, transcript: Transcript | None) -> None:
+        """Add one job and its transcript (None for a failed or missing one)."""
+        self.write_all([(job, transcript)])
+
+    @property
+    def row_counts(self) -> dict[str, int]:
+        """Rows already written as row groups, per table (complete after :meth:`close`)."""
+        return {
+            ITEMS_TABLE: self._items.rows_written,
+            JOBS_TABLE: self._jobs.rows_written,
+        }
+
+    def close(self) -> None:
+        self._items.close()
+        self._jobs.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def upload_tables(
+    files: Mapping[str, str | os.PathLike[str]],
+    *,
+    bucket: str,
+    run_id: str,
+    run_date: date | datetime | str,
+    prefix: str = "tables",
+    aws_conn_id: str | None = "aws_default",
+) -> dict[str, str]:
+    """
+    Upload finished table files as ``<prefix>/<table>/run_date=<date>/<run_id>.parquet``.
+
+    One object per table and run, Hive-partitioned by date for Athena; a rerun of the same
+    run replaces its earlier upload instead of adding duplicate rows. Returns table -> S3 URI.
+    """
+    hook = S3Hook(aws_conn_id=aws_conn_id)
+    partition = f"run_date={_as_date(run_date).isoformat()}"
+    uris = {}
+    for table, path in files.items():
+        key = "/".join(
+            p
+            for p in (prefix.strip("/"), table, partition, f"{slugify(run_id)}.parquet")
+            if p
+        )
+        hook.load_file(filename=path, key=key, bucket_name=bucket, replace=True)
+        uris[table] = f"s3://{bucket}/{key}"
+    return uris

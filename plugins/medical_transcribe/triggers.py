@@ -1,0 +1,72 @@
+"""Trigger that waits, in the triggerer, for a medical transcription job to finish."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
+from airflow.providers.amazon.aws.utils import validate_execute_complete_event
+from airflow.providers.common.compat.sdk import AirflowException
+
+from medical_transcribe.hooks import (
+    JOB_COMPLETE_WAITER,
+    JOB_STATUS_QUERIES,
+    TranscribeMedicalHook,
+)
+
+
+class MedicalTranscriptionJobCompletedTrigger(AwsBaseWaiterTrigger):
+    """
+    Fire when a medical transcription job is COMPLETED (success) or FAILED (error).
+
+    The error event's ``message`` carries the job's status and FailureReason, because the
+    waiter's status queries include them.
+
+    :param job_name: The MedicalTranscriptionJobName.
+    :param waiter_delay: Seconds between status checks. (default: 30)
+    :param waiter_max_attempts: Status checks before giving up. (default: 240)
+    :param aws_conn_id: The Airflow connection used for AWS credentials.
+    :param region_name: The AWS region where the job runs.
+    :param verify: Whether or not to verify SSL certificates.
+    :param botocore_config: Configuration dictionary (key-values) for botocore client.
+    """
+
+    aws_hook_class = TranscribeMedicalHook
+
+    def __init__(
+        self,
+        *,
+        job_name: str,
+        waiter_delay: int = 30,
+        waiter_max_attempts: int = 240,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict | None = None,
+    ) -> None:
+        super().__init__(
+            serialized_fields={"job_name": job_name},
+            waiter_name=JOB_COMPLETE_WAITER,
+            waiter_args={"MedicalTranscriptionJobName": job_name},
+            failure_message=f"Medical transcription job {job_name} failed",
+            status_message=f"Medical transcription job {job_name} status",
+            status_queries=JOB_STATUS_QUERIES,
+            return_key="job_name",
+            return_value=job_name,
+            waiter_delay=waiter_delay,
+            waiter_max_attempts=waiter_max_attempts,
+            aws_conn_id=aws_conn_id,
+            region_name=region_name,
+            verify=verify,
+            botocore_config=botocore_config,
+        )
+
+
+def job_name_from_event(event: dict[str, Any] | None) -> str:
+    """Return the job name from the trigger's success event; raise with its message otherwise."""
+    validated_event = validate_execute_complete_event(event)
+    if validated_event["status"] != "success":
+        raise AirflowException(
+            f"Medical transcription job did not complete: {validated_event['message']}"
+        )
+    return validated_event["job_name"]

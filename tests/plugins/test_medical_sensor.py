@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
+from medical_transcribe.hooks import TranscribeMedicalHook
+from medical_transcribe.sensors import MedicalTranscriptionJobSensor
+from medical_transcribe.triggers import MedicalTranscriptionJobCompletedTrigger
+
+
+@pytest.fixture
+def job(media, start_request) -> str:
+    TranscribeMedicalHook().start_job(**start_request("visit-1"))
+    return "visit-1"
+
+
+def sensor(**kwargs) -> MedicalTranscriptionJobSensor:
+    return MedicalTranscriptionJobSensor(task_id="wait", job_name="visit-1", **kwargs)
+
+
+def test_poke_follows_queued_in_progress_completed(job):
+    """moto advances the job one state per GetMedicalTranscriptionJob."""
+    probe = sensor()
+    assert [probe.poke({}), probe.poke({}), probe.poke({})] == [False, False, True]
+    assert probe.hook.get_job(job)["TranscriptionJobStatus"] == "COMPLETED"
+
+
+def test_poke_fails_with_the_failure_reason():
+    failed = {
+        "TranscriptionJobStatus": "FAILED",
+        "FailureReason": "Invalid sample rate for audio file",
+    }
+    with (
+        mock.patch.object(TranscribeMedicalHook, "get_job", return_value=failed),
+        pytest.raises(AirflowException, match="visit-1 failed: Invalid sample rate"),
+    ):
+        sensor().poke({})
+
+
+def test_deferrable_by_default_and_defers_while_running(job):
+    probe = sensor(poke_interval=5, max_retries=9)
+    assert probe.deferrable is True
+    with pytest.raises(TaskDeferred) as deferred:
+        probe.execute({})
+    assert isinstance(deferred.value.trigger, MedicalTranscriptionJobCompletedTrigger)
+    assert deferred.value.method_name == "execute_complete"
+    _, kwargs = deferred.value.trigger.serialize()
+    assert (
+        kwargs["job_name"],
+        kwargs["waiter_delay"],
+        kwargs["waiter_max_attempts"],
+    ) == (job, 5, 9)
+
+
+def test_does_not_defer_for_a_finished_job():
+    done = {"TranscriptionJobStatus": "COMPLETED"}
+    with mock.patch.object(
+        TranscribeMedicalHook, "get_job", return_value=done
+    ) as get_job:
+        sensor().execute({})
+    get_job.assert_called_once_with("visit-1")
+
+
+def test_pokes_in_a_worker_when_not_deferrable(job):
+    probe = sensor(deferrable=False, poke_interval=0)
+    probe.execute({})
+    assert probe.hook.get_job(job)["TranscriptionJobStatus"] == "COMPLETED"
+
+
+def test_execute_complete_passes_success_and_fails_with_the_reason_from_the_event():
+    sensor().execute_complete({}, {"status": "success", "job_name": "visit-1"})
+    event = {
+        "status": "error",
+        "job_name": "visit-1",
+        "message": "Medical transcription job visit-1 failed: FAILED - Unsupported media format",
+    }
+    with pytest.raises(AirflowException, match="Unsupported media format"):
+        sensor().execute_complete({}, event)

@@ -1,0 +1,240 @@
+from __future__ import annotations
+
+import io
+from datetime import date, datetime, timedelta, timezone
+
+import boto3
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from medical_transcribe.tables import (
+    ITEMS_SCHEMA,
+    ITEMS_TABLE,
+    JOBS_SCHEMA,
+    JOBS_TABLE,
+    TranscriptTableWriter,
+    frames,
+    upload_tables,
+)
+
+RUN = {"run_id": "scheduled__2024-05-01T02:00:00+00:00", "run_date": "2024-05-01"}
+PACIFIC = timezone(timedelta(hours=-7))
+
+
+def word(content: str, start: str, end: str, confidence: str, **extra) -> dict:
+    alternatives = [{"confidence": confidence, "content": content}]
+    return {
+        "start_time": start,
+        "end_time": end,
+        "type": "pronunciation",
+        "alternatives": alternatives,
+        **extra,
+    }
+
+
+def punctuation(content: str = ".") -> dict:
+    return {
+        "type": "punctuation",
+        "alternatives": [{"confidence": "0.0", "content": content}],
+    }
+
+
+def job(name: str = "visit-1", status: str = "COMPLETED", **extra) -> dict:
+    return {
+        "MedicalTranscriptionJobName": name,
+        "TranscriptionJobStatus": status,
+        "Media": {"MediaFileUri": f"s3://audio/{name}.wav"},
+        "Type": "DICTATION",
+        "Specialty": "PRIMARYCARE",
+        "CreationTime": datetime(2024, 5, 1, 19, 0, tzinfo=PACIFIC),
+        "StartTime": datetime(2024, 5, 1, 19, 1, tzinfo=PACIFIC),
+        "CompletionTime": datetime(2024, 5, 1, 19, 3, tzinfo=PACIFIC),
+        "Transcript": {"TranscriptFileUri": f"s3://out/medical/{name}.json"},
+        **extra,
+    }
+
+
+def transcript(items: list[dict], **results) -> dict:
+    text = " ".join(i["alternatives"][0]["content"] for i in items)
+    return {
+        "jobName": "visit-1",
+        "status": "COMPLETED",
+        "results": {"transcripts": [{"transcript": text}], "items": items, **results},
+    }
+
+
+DICTATION = transcript(
+    [
+        word("came", "4.85", "5.12", "1.0"),
+        word("for", "5.12", "5.30", "0.9"),
+        word("metformin", "5.30", "6.05", "0.4"),
+        punctuation(),
+    ]
+)
+FAILED = job(
+    "visit-2", status="FAILED", FailureReason="Unsupported media format", Transcript={}
+)
+
+
+def test_one_row_per_item_with_stable_types():
+    items, _ = frames([(job(), DICTATION)], **RUN)
+    assert len(items) == 4
+    assert list(items["item_index"]) == [0, 1, 2, 3]
+    assert list(items["content"]) == ["came", "for", "metformin", "."]
+    for column in ("confidence", "start_time", "end_time"):
+        assert items[column].dtype == "float64"
+    assert items.loc[0, "start_time"] == 4.85
+    assert items["job_name"].unique().tolist() == ["visit-1"]
+    assert items["run_date"].unique().tolist() == [date(2024, 5, 1)]
+
+
+def test_punctuation_has_no_times():
+    items, _ = frames([(job(), DICTATION)], **RUN)
+    punct = items[items["item_type"] == "punctuation"]
+    assert punct["start_time"].isna().all() and punct["end_time"].isna().all()
+    assert items[items["item_type"] == "pronunciation"]["start_time"].notna().all()
+
+
+def test_job_summary_statistics():
+    _, jobs = frames([(job(), DICTATION)], **RUN, low_confidence_threshold=0.5)
+    row = jobs.iloc[0]
+    assert row["words"] == 3
+    assert row["low_confidence_words"] == 1
+    assert row["min_confidence"] == 0.4
+    assert row["mean_confidence"] == pytest.approx((1.0 + 0.9 + 0.4) / 3)
+    assert row["media_duration"] == 6.05
+    assert row["completion_time"] == pd.Timestamp("2024-05-02T02:03:00Z")
+    assert str(jobs["creation_time"].dtype) == "datetime64[us, UTC]"
+    assert row["transcript_uri"] == "s3://out/medical/visit-1.json"
+
+
+def test_threshold_is_a_parameter():
+    _, jobs = frames([(job(), DICTATION)], **RUN, low_confidence_threshold=0.95)
+    assert jobs.iloc[0]["low_confidence_words"] == 2
+
+
+def test_failed_job_is_a_row_with_its_reason_and_no_items():
+    items, jobs = frames([(job(), DICTATION), (FAILED, None)], **RUN)
+    assert len(items) == 4
+    failed = jobs.set_index("job_name").loc["visit-2"]
+    assert failed["status"] == "FAILED"
+    assert failed["failure_reason"] == "Unsupported media format"
+    assert pd.isna(failed["words"]) and pd.isna(failed["mean_confidence"])
+    assert pd.isna(failed["transcript_uri"])
+
+
+def test_channel_items_are_flattened_once_with_their_label():
+    ch0 = [word("how", "0.1", "0.3", "0.99"), punctuation("?")]
+    ch1 = [word("fine", "0.5", "0.9", "0.97")]
+    channels = {
+        "channels": [
+            {"channel_label": "ch_0", "items": ch0},
+            {"channel_label": "ch_1", "items": ch1},
+        ],
+        "number_of_channels": 2,
+    }
+    items, jobs = frames(
+        [(job(), transcript(ch0 + ch1, channel_labels=channels))], **RUN
+    )
+    assert list(items["channel_label"]) == ["ch_0", "ch_0", "ch_1"]
+    assert jobs.iloc[0]["words"] == 2
+
+    as_list = {"results": {"channel_labels": channels["channels"]}}
+    items, _ = frames([(job(), as_list)], **RUN)
+    assert list(items["channel_label"]) == ["ch_0", "ch_0", "ch_1"]
+
+
+def test_speaker_labels_from_items_or_segments():
+    on_items = transcript([word("hi", "0.1", "0.2", "1.0", speaker_label="spk_0")])
+    segments = {
+        "segments": [
+            {
+                "items": [
+                    {"start_time": "0.3", "end_time": "0.4", "speaker_label": "spk_1"}
+                ]
+            }
+        ]
+    }
+    in_segments = transcript(
+        [word("hello", "0.3", "0.4", "1.0")], speaker_labels=segments
+    )
+    items, _ = frames([(job(), on_items), (job("visit-3"), in_segments)], **RUN)
+    assert list(items["speaker_label"]) == ["spk_0", "spk_1"]
+    assert items["channel_label"].isna().all()
+
+
+def test_iso_strings_from_xcom_become_utc_timestamps():
+    serialized = job(
+        CreationTime="2024-05-01T19:00:00-07:00", StartTime=None, CompletionTime=None
+    )
+    _, jobs = frames([(serialized, DICTATION)], **RUN)
+    assert jobs.iloc[0]["creation_time"] == pd.Timestamp("2024-05-02T02:00:00Z")
+    assert pd.isna(jobs.iloc[0]["start_time"])
+
+
+def test_writer_streams_row_groups_while_consuming(tmp_path):
+    items_path, jobs_path = tmp_path / "items.parquet", tmp_path / "jobs.parquet"
+    seen_before_last: dict[str, int] = {}
+
+    def pairs(writer):
+        yield job(), DICTATION
+        yield job("visit-3"), DICTATION
+        seen_before_last.update(writer.row_counts)
+        yield FAILED, None
+
+    with TranscriptTableWriter(
+        items_path, jobs_path, **RUN, row_group_rows=4
+    ) as writer:
+        writer.write_all(pairs(writer))
+    assert (
+        seen_before_last[ITEMS_TABLE] == 8
+    )  # flushed before the iterator was exhausted
+    assert writer.row_counts == {ITEMS_TABLE: 8, JOBS_TABLE: 3}
+    assert pq.ParquetFile(items_path).metadata.num_row_groups == 2
+
+    expected_items, expected_jobs = frames(
+        [(job(), DICTATION), (job("visit-3"), DICTATION), (FAILED, None)], **RUN
+    )
+    pd.testing.assert_frame_equal(pd.read_parquet(items_path), expected_items)
+    pd.testing.assert_frame_equal(pd.read_parquet(jobs_path), expected_jobs)
+
+
+def test_empty_input_writes_valid_empty_files_with_the_schema():
+    items_sink, jobs_sink = io.BytesIO(), io.BytesIO()
+    with TranscriptTableWriter(items_sink, jobs_sink, **RUN) as writer:
+        writer.write_all([])
+    for sink, schema in ((items_sink, ITEMS_SCHEMA), (jobs_sink, JOBS_SCHEMA)):
+        table = pq.read_table(io.BytesIO(sink.getvalue()))
+        assert table.num_rows == 0
+        assert table.schema.equals(schema)
+
+
+def test_all_null_columns_keep_their_types(tmp_path):
+    with TranscriptTableWriter(
+        tmp_path / "i.parquet", tmp_path / "j.parquet", **RUN
+    ) as writer:
+        writer.write(FAILED, None)
+    assert pq.read_table(tmp_path / "j.parquet").schema.equals(JOBS_SCHEMA)
+
+
+def test_upload_tables_puts_one_object_per_table_and_run(aws, tmp_path):
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="tables-bucket")
+    files = {
+        ITEMS_TABLE: tmp_path / "items.parquet",
+        JOBS_TABLE: tmp_path / "jobs.parquet",
+    }
+    with TranscriptTableWriter(files[ITEMS_TABLE], files[JOBS_TABLE], **RUN) as writer:
+        writer.write(job(), DICTATION)
+
+    uris = upload_tables(files, bucket="tables-bucket", **RUN)
+    upload_tables(
+        files, bucket="tables-bucket", **RUN
+    )  # a rerun replaces, never duplicates
+
+    key = "tables/transcript_items/run_date=2024-05-01/scheduled__2024-05-01T02-00-00-00-00.parquet"
+    assert uris[ITEMS_TABLE] == f"s3://tables-bucket/{key}"
+    listed = s3.list_objects_v2(Bucket="tables-bucket")["Contents"]
+    assert len(listed) == 2
+    body = s3.get_object(Bucket="tables-bucket", Key=key)["Body"].read()
+    assert pq.read_table(io.BytesIO(body)).num_rows == 4

@@ -1,0 +1,121 @@
+"""
+Run the trigger against moto (and a stubbed FAILED job).
+
+aiobotocore is not installed here, so the async client and waiter are replaced by the sync
+client and a thin awaitable around botocore's waiter built from the same custom waiter model.
+Everything else (the waiter JSON, the provider's async_wait loop, the trigger's events) is real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from unittest import mock
+
+import pytest
+from airflow.providers.amazon.aws.waiters.base_waiter import BaseBotoWaiter
+from botocore.stub import Stubber
+from botocore.waiter import create_waiter_with_client
+from medical_transcribe.hooks import TranscribeMedicalHook
+from medical_transcribe.triggers import MedicalTranscriptionJobCompletedTrigger
+
+
+class _AwaitableWaiter:
+    def __init__(self, waiter) -> None:
+        self._waiter = waiter
+
+    async def wait(self, **kwargs) -> None:
+        self._waiter.wait(**kwargs)
+
+
+@pytest.fixture
+def client(aws):
+    """The sync client the trigger's hook will use in place of an aiobotocore one."""
+    client = TranscribeMedicalHook().conn
+
+    async def get_async_conn(self):
+        return contextlib.nullcontext(client)
+
+    def async_waiter(self, waiter_name):
+        return _AwaitableWaiter(
+            create_waiter_with_client(waiter_name, self.model, self.client)
+        )
+
+    with (
+        mock.patch.object(TranscribeMedicalHook, "get_async_conn", get_async_conn),
+        mock.patch.object(
+            BaseBotoWaiter, "_get_async_waiter_with_client", async_waiter
+        ),
+    ):
+        yield client
+
+
+def first_event(trigger: MedicalTranscriptionJobCompletedTrigger) -> dict:
+    async def run() -> dict:
+        return (await anext(trigger.run())).payload
+
+    return asyncio.run(run())
+
+
+def test_serializes_for_the_triggerer():
+    trigger = MedicalTranscriptionJobCompletedTrigger(
+        job_name="visit-1",
+        waiter_delay=5,
+        waiter_max_attempts=9,
+        region_name="us-east-1",
+    )
+    classpath, kwargs = trigger.serialize()
+    assert (
+        classpath
+        == "medical_transcribe.triggers.MedicalTranscriptionJobCompletedTrigger"
+    )
+    assert MedicalTranscriptionJobCompletedTrigger(**kwargs).serialize() == (
+        classpath,
+        kwargs,
+    )
+    assert kwargs["job_name"] == "visit-1"
+
+
+def test_success_event_carries_the_job_name(client, media, start_request):
+    TranscribeMedicalHook().start_job(**start_request("visit-1"))
+    trigger = MedicalTranscriptionJobCompletedTrigger(
+        job_name="visit-1", waiter_delay=0, waiter_max_attempts=5
+    )
+    assert first_event(trigger) == {"status": "success", "job_name": "visit-1"}
+    assert (
+        client.get_medical_transcription_job(MedicalTranscriptionJobName="visit-1")[
+            "MedicalTranscriptionJob"
+        ]["TranscriptionJobStatus"]
+        == "COMPLETED"
+    )
+
+
+def test_failure_event_carries_the_failure_reason(client):
+    reason = "Invalid file size: file size too large"
+    trigger = MedicalTranscriptionJobCompletedTrigger(
+        job_name="visit-1", waiter_delay=0, waiter_max_attempts=5
+    )
+    with Stubber(client) as stubber:
+        stubber.add_response(
+            "get_medical_transcription_job",
+            {
+                "MedicalTranscriptionJob": {
+                    "MedicalTranscriptionJobName": "visit-1",
+                    "TranscriptionJobStatus": "FAILED",
+                    "FailureReason": reason,
+                }
+            },
+        )
+        event = first_event(trigger)
+    assert event["status"] == "error"
+    assert event["job_name"] == "visit-1"
+    assert reason in event["message"]
+
+
+def test_unknown_job_is_an_error_not_an_endless_wait(client):
+    trigger = MedicalTranscriptionJobCompletedTrigger(
+        job_name="nope", waiter_delay=0, waiter_max_attempts=5
+    )
+    event = first_event(trigger)
+    assert event["status"] == "error"
+    assert "BadRequestException" in event["message"]
