@@ -8,6 +8,7 @@ that point any AWS client (boto3, the AWS CLI, Airflow) at the stack.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -21,6 +22,8 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE = ROOT / ".local"
@@ -36,7 +39,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until(ready: Callable[[], bool], what: str, timeout: float, process: subprocess.Popen) -> None:
+def wait_until(
+    ready: Callable[[], bool], what: str, timeout: float, process: subprocess.Popen
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -148,7 +153,16 @@ def start_engine(
     }
     log = (state / "engine.log").open("ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "medscribe", "serve", "--port", str(port), "--workers", str(workers)],
+        [
+            sys.executable,
+            "-m",
+            "medscribe",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
         env=engine_env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -159,19 +173,18 @@ def start_engine(
 
 
 def stop(process_id: int, timeout: float = 20) -> None:
-    """SIGTERM the process group, then SIGKILL what is left."""
+    """SIGTERM the process group, then SIGKILL what is left (reaping our own children)."""
+    try:
+        leader = psutil.Process(process_id)
+        group = [leader, *leader.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process_id, sig)
-        except ProcessLookupError:
+        _, group = psutil.wait_procs(group, timeout=timeout)
+        if not group:
             return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                os.kill(process_id, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.2)
 
 
 class LocalStack:
@@ -220,7 +233,9 @@ class LocalStack:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("command", choices=["up", "down", "status"])
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("MEDSCRIBE_WORKERS", "1")))
+    parser.add_argument(
+        "--workers", type=int, default=int(os.environ.get("MEDSCRIBE_WORKERS", "1"))
+    )
     args = parser.parse_args()
     stack = LocalStack(workers=args.workers)
     if args.command == "up":

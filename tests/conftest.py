@@ -25,10 +25,9 @@ os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 
 import boto3
+import local_stack
 import pytest
 from botocore.client import BaseClient
-
-import local_stack
 
 
 def synthesize(text: str, path: Path, *, rate: int = 16000, voice: str = "en-us") -> Path:
@@ -48,10 +47,10 @@ class Stack:
     s3_port: int
     engine_port: int
 
-    def client(self, service: str) -> BaseClient:
+    def client(self, service: str, endpoint_url: str | None = None) -> BaseClient:
         return boto3.client(
             service,
-            endpoint_url=self.env[f"AWS_ENDPOINT_URL_{service.upper()}"],
+            endpoint_url=endpoint_url or self.env[f"AWS_ENDPOINT_URL_{service.upper()}"],
             aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
             region_name=self.env["AWS_DEFAULT_REGION"],

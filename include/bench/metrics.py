@@ -123,7 +123,9 @@ class Score:
         return self.terms_recalled / self.terms_total if self.terms_total else 1.0
 
 
-def score(reference: str, hypothesis: str, terms: Sequence[str], vocabulary: Sequence[str]) -> Score:
+def score(
+    reference: str, hypothesis: str, terms: Sequence[str], vocabulary: Sequence[str]
+) -> Score:
     """Score one hypothesis against its reference, its term list and the vocabulary."""
     ref = normalize(reference)
     hyp = normalize(hypothesis)

@@ -33,7 +33,7 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.corpus import CORPUS_PATH, Dictation, load_corpus, spread  # noqa: E402
+from bench.corpus import CORPUS_PATH, Dictation, load_corpus, spread
 
 DEFAULT_AUDIO_DIR = Path(__file__).resolve().parents[2] / ".local" / "bench" / "audio"
 SAMPLE_RATE = 16_000
@@ -89,7 +89,9 @@ def usable_voice(voice: Voice) -> Voice:
     if shutil.which(_ENGINE_BINARY[voice.engine]):
         return voice
     if voice.fallback is None:
-        raise RuntimeError(f"{_ENGINE_BINARY[voice.engine]} is not installed (needed by {voice.name})")
+        raise RuntimeError(
+            f"{_ENGINE_BINARY[voice.engine]} is not installed (needed by {voice.name})"
+        )
     return usable_voice(next(v for v in VOICES if v.name == voice.fallback))
 
 
@@ -121,10 +123,9 @@ def _render_clean(dictation: Dictation, voice: Voice, out: Path) -> None:
         _speak(voice, text_file, native)
         tempo = duration_s(native) / (dictation.spoken_words / voice.wpm * 60)
         # -D: no dither, so output is bit-identical across runs.
-        _run(
-            ["sox", "-D", str(native), "-c", "1", "-b", "16", "-e", "signed-integer", str(out)]
-            + ["tempo", "-s", f"{tempo:.4f}", "rate", str(SAMPLE_RATE), "norm", "-3", "pad", str(PAD_S), str(PAD_S)]
-        )
+        output = ["-c", "1", "-b", "16", "-e", "signed-integer", str(out)]
+        effects = ["tempo", "-s", f"{tempo:.4f}", "rate", str(SAMPLE_RATE), "norm", "-3"]
+        _run(["sox", "-D", str(native), *output, *effects, "pad", str(PAD_S), str(PAD_S)])
 
 
 def pink_noise(samples: int, seed: int) -> np.ndarray:
@@ -160,14 +161,31 @@ def _render_noisy(clean: Path, out: Path, seed: int) -> None:
 
 def _render_phone(clean: Path, out: Path) -> None:
     """Telephone channel: band-limit to 300-3400 Hz, resample to 8 kHz, mu-law encode."""
-    _run(["sox", "-D", str(clean), "-e", "u-law", "-b", "8", str(out), "sinc", "300-3400", "rate", str(PHONE_RATE)])
+    _run(
+        [
+            "sox",
+            "-D",
+            str(clean),
+            "-e",
+            "u-law",
+            "-b",
+            "8",
+            str(out),
+            "sinc",
+            "300-3400",
+            "rate",
+            str(PHONE_RATE),
+        ]
+    )
 
 
 def _digest(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-def _synthesize_one(dictation: Dictation, voice: Voice, variants: tuple[str, ...], out_dir: Path) -> list[Clip]:
+def _synthesize_one(
+    dictation: Dictation, voice: Voice, variants: tuple[str, ...], out_dir: Path
+) -> list[Clip]:
     """Render the clean clip (the source of the others) and the requested variants."""
     key = _digest(_CHAIN_VERSION, dictation.text, asdict(voice), SAMPLE_RATE, PAD_S)
     paths = {
@@ -192,7 +210,16 @@ def _synthesize_one(dictation: Dictation, voice: Voice, variants: tuple[str, ...
             renderers[variant](partial)
             partial.replace(path)
     return [
-        Clip(dictation.id, dictation.specialty, v, voice.name, voice.wpm, *details[v], str(paths[v]), duration_s(paths[v]))
+        Clip(
+            dictation.id,
+            dictation.specialty,
+            v,
+            voice.name,
+            voice.wpm,
+            *details[v],
+            str(paths[v]),
+            duration_s(paths[v]),
+        )
         for v in variants
     ]
 
@@ -253,15 +280,28 @@ def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared with the runner, which synthesizes on demand."""
     parser.add_argument("--corpus", type=Path, default=CORPUS_PATH)
     parser.add_argument("--audio-dir", type=Path, default=DEFAULT_AUDIO_DIR)
-    parser.add_argument("--limit", type=int, help="only this many dictations, spread over the corpus")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ",".join(VARIANTS))
-    parser.add_argument("--variant-every", type=int, default=10, help="noisy/phone copies of every Nth dictation")
+    parser.add_argument(
+        "--limit", type=int, help="only this many dictations, spread over the corpus"
+    )
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help="comma-separated subset of " + ",".join(VARIANTS),
+    )
+    parser.add_argument(
+        "--variant-every", type=int, default=10, help="noisy/phone copies of every Nth dictation"
+    )
     parser.add_argument("--jobs", type=int, default=2, help="synthesis processes run at once")
 
 
 def audio_from_arguments(args: argparse.Namespace) -> list[Clip]:
     return ensure_audio(
-        load_corpus(args.corpus), args.audio_dir, args.limit, args.variants.split(","), args.variant_every, args.jobs
+        load_corpus(args.corpus),
+        args.audio_dir,
+        args.limit,
+        args.variants.split(","),
+        args.variant_every,
+        args.jobs,
     )
 
 
@@ -270,7 +310,8 @@ def main() -> None:
     add_selection_arguments(parser)
     clips = audio_from_arguments(parser.parse_args())
     total = sum(c.duration_s for c in clips)
-    print(f"{len(clips)} clips, {total / 60:.1f} min of audio; manifest in {Path(clips[0].path).parent}/manifest.csv")
+    manifest = Path(clips[0].path).parent / "manifest.csv"
+    print(f"{len(clips)} clips, {total / 60:.1f} min of audio; manifest: {manifest}")
 
 
 if __name__ == "__main__":

@@ -57,9 +57,10 @@ class Supervisor:
     def _watch(self) -> None:
         while not self.stopping.wait(1.0):
             for index, process in enumerate(self.processes):
-                if not process.is_alive() and not self.stopping.is_set():
+                # SIGTERM is an orderly stop of the whole engine; anything else is a crash.
+                if process.exitcode not in (None, -signal.SIGTERM):
                     log.warning(
-                        "worker pid %s exited (%s); starting another", process.pid, process.exitcode
+                        "worker pid %s died (%s); starting another", process.pid, process.exitcode
                     )
                     self.processes[index] = self._spawn()
 

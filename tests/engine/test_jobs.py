@@ -119,7 +119,9 @@ def test_list_pages_filters_and_delete(stack, completed):
     assert sorted(names) == ["listing-0", "listing-1", "listing-2"]
     assert "NextToken" not in second
     done = transcribe.list_medical_transcription_jobs(Status="COMPLETED")
-    assert "visit-1" in [s["MedicalTranscriptionJobName"] for s in done["MedicalTranscriptionJobSummaries"]]
+    assert "visit-1" in [
+        s["MedicalTranscriptionJobName"] for s in done["MedicalTranscriptionJobSummaries"]
+    ]
     transcribe.delete_medical_transcription_job(MedicalTranscriptionJobName="listing-0")
     with pytest.raises(ClientError) as error:
         transcribe.get_medical_transcription_job(MedicalTranscriptionJobName="listing-0")
@@ -142,7 +144,10 @@ def test_list_pages_filters_and_delete(stack, completed):
 )  # fmt: skip
 def test_bad_requests_are_refused_in_aws_form(stack, change, code, fragment):
     transcribe = stack.client("transcribe")
-    request = {"MedicalTranscriptionJobName": "refused", "Media": {"MediaFileUri": "s3://inbox/x.wav"}}
+    request = {
+        "MedicalTranscriptionJobName": "refused",
+        "Media": {"MediaFileUri": "s3://inbox/x.wav"},
+    }
     request.update(change)
     name = request.pop("MedicalTranscriptionJobName")
     uri = request.pop("Media")["MediaFileUri"]

@@ -1,0 +1,220 @@
+"""Summaries, Markdown report and chart from the per-file results of a benchmark run.
+
+Rates are pooled (total errors / total reference words, total recalled / total terms,
+total wall / total audio) so long files weigh more than short ones, as in any WER report.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+
+DIRECT_SYSTEMS = ("whisper", "whisper-vocab")
+
+
+def _pooled(frame: pd.DataFrame) -> dict[str, float]:
+    audio = frame["duration_s"].sum()
+    wall = frame["wall_s"].sum(min_count=len(frame))  # NaN unless every file was timed
+    return {
+        "files": len(frame),
+        "audio_min": audio / 60,
+        "wall_s": wall,
+        "rtf": wall / audio,
+        "throughput": audio / wall,
+        "wer": frame["errors"].sum() / frame["ref_words"].sum(),
+        "term_recall": frame["terms_recalled"].sum() / frame["terms_total"].sum(),
+        "terms": frame["terms_total"].sum(),
+        "false_insertions": frame["false_insertions"].sum(),
+        "failed_files": (frame["error"].fillna("") != "").sum(),
+    }
+
+
+def summarize(
+    results: pd.DataFrame, walls: Mapping[str, float], peak_rss_mb: Mapping[str, float | None]
+) -> pd.DataFrame:
+    """One row per system overall (timed as a batch), per variant, and per voice (clean clips).
+
+    Variant rows also carry the clean scores of the same dictations, so a noisy or
+    telephone score is compared with its own texts and voices, not the whole corpus.
+    """
+    rows = []
+    for system, frame in results.groupby("system", sort=False):
+        overall = _pooled(frame)
+        audio = frame["duration_s"].sum()
+        overall.update(
+            wall_s=walls[system], rtf=walls[system] / audio, throughput=audio / walls[system]
+        )
+        rows.append(
+            {
+                "system": system,
+                "by": "all",
+                "group": "all",
+                **overall,
+                "peak_rss_mb": peak_rss_mb[system],
+            }
+        )
+        clean = frame[frame["variant"] == "clean"]
+        for variant, part in frame.groupby("variant", sort=False):
+            same = _pooled(clean[clean["id"].isin(part["id"])]) if variant != "clean" else {}
+            rows.append(
+                {
+                    "system": system,
+                    "by": "variant",
+                    "group": variant,
+                    **_pooled(part),
+                    "clean_wer_same_ids": same.get("wer", math.nan),
+                    "clean_term_recall_same_ids": same.get("term_recall", math.nan),
+                }
+            )
+        for voice, part in clean.groupby("voice", sort=True):
+            rows.append({"system": system, "by": "voice", "group": voice, **_pooled(part)})
+    return pd.DataFrame(rows)
+
+
+def _cell(value: object, kind: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if kind == "pct":
+        return f"{100 * value:.1f}%"
+    if kind == "float":
+        return f"{value:.3f}"
+    if kind == "int":
+        return f"{int(value)}"
+    if kind == "1f":
+        return f"{value:.1f}"
+    return str(value)
+
+
+def markdown_table(frame: pd.DataFrame, columns: Sequence[tuple[str, str, str]]) -> str:
+    """A Markdown table of ``frame``; ``columns`` are (column, heading, format) triples."""
+    lines = ["| " + " | ".join(heading for _, heading, _ in columns) + " |"]
+    lines.append("|" + "|".join("---" if kind == "str" else "---:" for _, _, kind in columns) + "|")
+    for _, row in frame.iterrows():
+        lines.append(
+            "| " + " | ".join(_cell(row.get(column), kind) for column, _, kind in columns) + " |"
+        )
+    return "\n".join(lines)
+
+
+SCORE_COLUMNS = [
+    ("files", "files", "int"),
+    ("audio_min", "audio min", "1f"),
+    ("wer", "WER", "pct"),
+    ("term_recall", "term recall", "pct"),
+    ("terms", "terms", "int"),
+    ("false_insertions", "false term insertions", "int"),
+    ("rtf", "RTF", "float"),
+    ("failed_files", "failed files", "int"),
+]
+
+
+def engine_overhead(summary: pd.DataFrame) -> dict[str, float]:
+    """Engine batch wall time over each direct system's wall time on the same files."""
+    overall = summary[summary["by"] == "all"].set_index("system")
+    if "engine" not in overall.index:
+        return {}
+    return {
+        s: overall.at["engine", "wall_s"] / overall.at[s, "wall_s"]
+        for s in DIRECT_SYSTEMS
+        if s in overall.index
+    }
+
+
+def _headline(summary: pd.DataFrame) -> list[str]:
+    overall = summary[summary["by"] == "all"].set_index("system")
+    lines = [
+        f"- **{system}**: WER {_cell(row.wer, 'pct')}, "
+        f"term recall {_cell(row.term_recall, 'pct')}, RTF {_cell(row.rtf, 'float')} "
+        f"({_cell(row.throughput, '1f')} s of audio per second), "
+        f"peak RSS {_cell(row.peak_rss_mb, 'int')} MB"
+        for system, row in overall.iterrows()
+    ]
+    if set(DIRECT_SYSTEMS) <= set(overall.index):
+        plain, vocab = overall.loc["whisper"], overall.loc["whisper-vocab"]
+        lines.append(
+            f"- The vocabulary moves term recall from {_cell(plain.term_recall, 'pct')} "
+            f"to {_cell(vocab.term_recall, 'pct')} and WER from {_cell(plain.wer, 'pct')} "
+            f"to {_cell(vocab.wer, 'pct')}, at {vocab.rtf / plain.rtf:.2f}x the decoding time."
+        )
+    lines += [
+        f"- Engine overhead: engine wall / {s} wall = {ratio:.2f}"
+        for s, ratio in engine_overhead(summary).items()
+    ]
+    return lines
+
+
+def write_report(
+    summary: pd.DataFrame, path: Path, context: Sequence[str], notes: Sequence[str]
+) -> None:
+    """The Markdown report: context, headline numbers, then the tables behind them."""
+    overall = summary[summary["by"] == "all"]
+    variants = summary[summary["by"] == "variant"]
+    voices = summary[summary["by"] == "voice"]
+    sections = [
+        "# Medscribe benchmark",
+        "\n".join(f"- {line}" for line in context),
+        "## Headline",
+        "\n".join(_headline(summary)),
+        "## Per system (all clips)",
+        markdown_table(
+            overall,
+            [
+                ("system", "system", "str"),
+                *SCORE_COLUMNS,
+                ("wall_s", "wall s", "1f"),
+                ("throughput", "audio s / wall s", "1f"),
+                ("peak_rss_mb", "peak RSS MB", "int"),
+            ],
+        ),
+        "## Per system and variant",
+        "Clean scores of the same dictations are shown beside each noisy and telephone score.",
+        markdown_table(
+            variants,
+            [
+                ("system", "system", "str"),
+                ("group", "variant", "str"),
+                *SCORE_COLUMNS,
+                ("clean_wer_same_ids", "clean WER, same texts", "pct"),
+                ("clean_term_recall_same_ids", "clean recall, same texts", "pct"),
+            ],
+        ),
+        "## Per system and voice (clean clips)",
+        markdown_table(
+            voices, [("system", "system", "str"), ("group", "voice", "str"), *SCORE_COLUMNS]
+        ),
+        "## Notes",
+        "\n".join(f"- {note}" for note in notes),
+    ]
+    path.write_text("\n\n".join(sections) + "\n", encoding="utf-8")
+
+
+def write_chart(summary: pd.DataFrame, path: Path) -> None:
+    """WER and term recall per system, overall and per variant, as grouped bars."""
+    rows = summary[summary["by"].isin(["all", "variant"])]
+    groups = list(dict.fromkeys(rows["group"]))
+    systems = list(dict.fromkeys(rows["system"]))
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    width = 0.8 / len(systems)
+    for axis, metric, title in (
+        (axes[0], "wer", "WER (lower is better)"),
+        (axes[1], "term_recall", "Medical term recall"),
+    ):
+        for i, system in enumerate(systems):
+            values = rows[rows["system"] == system].set_index("group")[metric].reindex(groups)
+            axis.bar([g + i * width for g in range(len(groups))], 100 * values, width, label=system)
+        axis.set_xticks([g + width * (len(systems) - 1) / 2 for g in range(len(groups))], groups)
+        axis.set_ylabel("%")
+        axis.set_title(title)
+        axis.grid(axis="y", alpha=0.3)
+    axes[1].set_ylim(0, 100)
+    axes[0].legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

@@ -1,0 +1,212 @@
+"""Run the benchmark: synthesize the corpus if needed, run each system, score, report.
+
+    python include/bench/run.py --out include/bench/results
+    python include/bench/run.py --limit 8 --systems whisper,whisper-vocab,pocketsphinx
+
+Writes results.csv (one row per system and file), summary.csv, report.md and chart.png.
+The engine is benchmarked through its AWS API only when the standard AWS variables point
+at a running stack; otherwise it is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.corpus import TERMS_PATH, Dictation, load_corpus
+from bench.metrics import score
+from bench.report import summarize, write_chart, write_report
+from bench.synthesize import (
+    NOISE_SNR_DB,
+    PHONE_RATE,
+    Clip,
+    add_selection_arguments,
+    audio_from_arguments,
+)
+from bench.systems import (
+    DEFAULT_SYSTEMS,
+    SYSTEM_NAMES,
+    VOCAB_MODES,
+    Batch,
+    Settings,
+    engine_unavailable,
+    run_isolated,
+)
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_VOCABULARY = HERE.parent / "medscribe" / "data" / "default_vocabulary.txt"
+
+
+def read_vocabulary(path: Path | None) -> tuple[Path, list[str]]:
+    """The vocabulary file asked for, else the engine's default, else this corpus's terms."""
+    chosen = path or next(p for p in (DEFAULT_VOCABULARY, TERMS_PATH) if p.exists())
+    lines = chosen.read_text(encoding="utf-8").splitlines()
+    return chosen, [
+        line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")
+    ]
+
+
+def score_rows(
+    system: str,
+    clips: Sequence[Clip],
+    batch: Batch,
+    corpus: dict[str, Dictation],
+    vocabulary: Sequence[str],
+) -> list[dict]:
+    rows = []
+    for clip, item in zip(clips, batch.items, strict=True):
+        dictation = corpus[clip.id]
+        result = score(dictation.text, item.text, dictation.terms, vocabulary)
+        wall = item.wall_s if item.wall_s is not None else float("nan")
+        rows.append(
+            {
+                "system": system,
+                **{k: v for k, v in vars(clip).items() if k != "path"},
+                "wall_s": wall,
+                "rtf": wall / clip.duration_s,
+                "ref_words": result.ref_words,
+                "errors": result.errors,
+                "wer": result.wer,
+                "terms_total": result.terms_total,
+                "terms_recalled": result.terms_recalled,
+                "term_recall": result.term_recall,
+                "false_insertions": len(result.inserted),
+                "inserted_terms": "; ".join(result.inserted),
+                "error": item.error,
+                "hypothesis": item.text,
+                "path": clip.path,
+            }
+        )
+    return rows
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_selection_arguments(parser)
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument(
+        "--systems",
+        default=",".join(DEFAULT_SYSTEMS),
+        help="comma-separated: " + ",".join(SYSTEM_NAMES),
+    )
+    parser.add_argument(
+        "--vocabulary",
+        type=Path,
+        help=f"one term per line (default {DEFAULT_VOCABULARY}, else {TERMS_PATH.name})",
+    )
+    parser.add_argument("--vocab-mode", choices=VOCAB_MODES, default="hotwords")
+    parser.add_argument(
+        "--model-dir", help="faster-whisper model directory (default: the shipped Whisper base)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=os.cpu_count() or 1, help="CTranslate2 threads"
+    )
+    parser.add_argument(
+        "--bucket",
+        default="medscribe-bench",
+        help="S3 bucket for the engine's audio and transcripts",
+    )
+    args = parser.parse_args(argv)
+    unknown = set(args.systems.split(",")) - set(SYSTEM_NAMES)
+    if unknown:
+        parser.error(f"unknown systems {sorted(unknown)}; choose from {', '.join(SYSTEM_NAMES)}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    clips = audio_from_arguments(args)
+    synthesis_s = time.perf_counter() - started
+    audio_min = sum(c.duration_s for c in clips) / 60
+    print(
+        f"{len(clips)} clips, {audio_min:.1f} min of audio ready in {synthesis_s:.0f} s", flush=True
+    )
+
+    corpus = {d.id: d for d in load_corpus(args.corpus)}
+    vocabulary_path, vocabulary = read_vocabulary(args.vocabulary)
+    systems = args.systems.split(",")
+    model_dir = None
+    if any(name.startswith("whisper") for name in systems):
+        from medscribe.model import resolve_model
+
+        model_dir = resolve_model(args.model_dir)
+    settings = Settings(
+        model_dir=model_dir,
+        threads=args.threads,
+        vocabulary=tuple(vocabulary),
+        vocab_mode=args.vocab_mode,
+        terms_by_file={Path(c.path).name: corpus[c.id].terms for c in clips},
+        bucket=args.bucket,
+    )
+
+    rows: list[dict] = []
+    walls: dict[str, float] = {}
+    peak_rss: dict[str, float | None] = {}
+    notes = [
+        "References and hypotheses are compared after Whisper's EnglishTextNormalizer plus "
+        "medical-notation rules (140/90 = 140 over 90, mg = milligrams, b.i.d. = BID); "
+        "see bench/metrics.py.",
+        "Term recall: a dictation's listed term counts when its normalized words occur "
+        "contiguously in the normalized transcript.",
+        f"False term insertions: terms of the vocabulary ({len(vocabulary)} terms from "
+        f"{vocabulary_path.name}) found in a transcript but not in its reference.",
+        "RTF = wall time / audio duration; model loading is not timed. Overall rows time the "
+        "whole batch.",
+        "whisper-oracle, when run, gives each file its own term list: the ceiling for a "
+        "vocabulary.",
+        "The engine's wall time runs from the first upload to the last transcript downloaded; "
+        "its memory is not visible from here.",
+    ]
+    for name in systems:
+        if name == "engine" and (reason := engine_unavailable()):
+            print(reason, flush=True)
+            notes.append(reason)
+            continue
+        print(f"{name}: transcribing {len(clips)} files ...", flush=True)
+        batch = run_isolated(name, settings, [Path(c.path) for c in clips])
+        walls[name], peak_rss[name] = batch.wall_s, batch.peak_rss_mb
+        rows += score_rows(name, clips, batch, corpus, vocabulary)
+        failed = [item.error for item in batch.items if item.error]
+        if failed:
+            notes.append(f"{name}: {len(failed)} files failed, first: {failed[0]}")
+        rtf = batch.wall_s / (audio_min * 60)
+        print(f"{name}: {batch.wall_s:.0f} s, RTF {rtf:.3f}, {len(failed)} failed", flush=True)
+    if not rows:
+        print("no system ran", file=sys.stderr)
+        return 1
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = pd.DataFrame(rows)
+    results.to_csv(args.out / "results.csv", index=False)
+    summary = summarize(results, walls, peak_rss)
+    summary.to_csv(args.out / "summary.csv", index=False)
+    voices = sorted({c.voice for c in clips})
+    context = [
+        f"Generated {time.strftime('%Y-%m-%d %H:%M')} on {os.cpu_count()} cores; "
+        f"CTranslate2 threads: {args.threads}.",
+        f"{len({c.id for c in clips})} dictations, {len(clips)} clips, {audio_min:.1f} min of "
+        f"synthetic audio (synthesis {synthesis_s:.0f} s); variants: clean 16 kHz, noisy "
+        f"(pink noise, {NOISE_SNR_DB:g} dB SNR), phone (300-3400 Hz, {PHONE_RATE // 1000} kHz "
+        "mu-law).",
+        f"Voices: {', '.join(voices)}.",
+        f"Whisper model: {model_dir or 'not used'}; int8, beam 5, VAD, word timestamps; "
+        f"vocabulary as {args.vocab_mode}.",
+    ]
+    write_report(summary, args.out / "report.md", context, notes)
+    write_chart(summary, args.out / "chart.png")
+    print(f"wrote {args.out}/results.csv, summary.csv, report.md, chart.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,302 @@
+"""The recognizers under test, behind one interface, and their isolated, timed execution.
+
+Every system loads its model in ``load()`` (never timed) and turns one audio file into
+plain text in ``transcribe()``. ``transcribe_all()`` times a whole batch; systems that can
+work on many files at once (the engine) override it. Each system runs in a fresh process
+so that its peak memory is its own and models do not pile up in one interpreter.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import resource
+import subprocess
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+# How the vocabulary reaches faster-whisper. Both are cut to 223 tokens by faster-whisper;
+# long "hotwords" leave no room to decode once 223 tokens of earlier text join the prompt.
+VOCAB_MODES = ("hotwords", "initial_prompt")
+
+ENGINE_ENV = (
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL_TRANSCRIBE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+)
+
+
+@dataclass(frozen=True)
+class Transcription:
+    text: str
+    wall_s: float | None  # None where the system cannot time files one by one
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Batch:
+    items: list[Transcription]
+    wall_s: float
+    peak_rss_mb: float | None = None  # of the process that did the recognition, if it is ours
+
+
+class System(ABC):
+    @abstractmethod
+    def load(self) -> None:
+        """Load models and open clients; excluded from all timings."""
+
+    @abstractmethod
+    def transcribe(self, path: Path) -> str: ...
+
+    def transcribe_all(self, paths: Sequence[Path]) -> Batch:
+        """One file after the other, each timed; a failing file is recorded, not fatal."""
+        items = []
+        start = time.perf_counter()
+        for path in paths:
+            began = time.perf_counter()
+            try:
+                items.append(Transcription(self.transcribe(path), time.perf_counter() - began))
+            except Exception as exc:
+                items.append(
+                    Transcription("", time.perf_counter() - began, f"{type(exc).__name__}: {exc}")
+                )
+        return Batch(items, time.perf_counter() - start)
+
+
+class WhisperSystem(System):
+    """faster-whisper called directly, with the decoding settings the engine uses.
+
+    ``terms_by_file`` (file name -> terms) replaces the shared vocabulary per file; it
+    gives each file exactly its own terms, an upper bound for what a vocabulary can do.
+    """
+
+    def __init__(
+        self,
+        model_dir: Path,
+        threads: int,
+        vocabulary: Sequence[str] = (),
+        vocab_mode: str = "hotwords",
+        terms_by_file: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        if vocab_mode not in VOCAB_MODES:
+            raise ValueError(f"vocab_mode must be one of {VOCAB_MODES}")
+        self.model_dir, self.threads, self.vocab_mode = model_dir, threads, vocab_mode
+        self.vocabulary, self.terms_by_file = tuple(vocabulary), terms_by_file
+
+    def load(self) -> None:
+        from faster_whisper import WhisperModel
+
+        self._model = WhisperModel(
+            str(self.model_dir), device="cpu", compute_type="int8", cpu_threads=self.threads
+        )
+
+    def transcribe(self, path: Path) -> str:
+        terms = self.terms_by_file[path.name] if self.terms_by_file is not None else self.vocabulary
+        prompt = {self.vocab_mode: ", ".join(terms)} if terms else {}
+        segments, _ = self._model.transcribe(
+            str(path), language="en", beam_size=5, word_timestamps=True, vad_filter=True, **prompt
+        )
+        return " ".join(segment.text.strip() for segment in segments)
+
+
+class PocketsphinxSystem(System):
+    """CMU PocketSphinx with its shipped US English model: a classic, non-neural baseline."""
+
+    def load(self) -> None:
+        from pocketsphinx import Decoder
+
+        self._decoder = Decoder()
+
+    def transcribe(self, path: Path) -> str:
+        # The acoustic model wants 16 kHz mono 16-bit; sox also lifts 8 kHz telephone audio.
+        pcm = subprocess.run(
+            [
+                "sox",
+                str(path),
+                "-t",
+                "raw",
+                "-r",
+                "16000",
+                "-c",
+                "1",
+                "-b",
+                "16",
+                "-e",
+                "signed-integer",
+                "-",
+            ],
+            capture_output=True,
+            check=True,
+        ).stdout
+        self._decoder.start_utt()
+        self._decoder.process_raw(pcm, full_utt=True)
+        self._decoder.end_utt()
+        hypothesis = self._decoder.hyp()
+        return hypothesis.hypstr if hypothesis else ""
+
+
+def engine_unavailable() -> str | None:
+    """Why the engine cannot be benchmarked here, or None when it can."""
+    missing = [name for name in ENGINE_ENV if not os.environ.get(name)]
+    if not (os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")):
+        missing.append("AWS_DEFAULT_REGION")
+    return (
+        f"engine skipped: set {', '.join(missing)} (source the local stack's env file)"
+        if missing
+        else None
+    )
+
+
+def s3_location(uri: str, bucket: str) -> tuple[str, str]:
+    """Bucket and key of a TranscriptFileUri: s3://, path-style or virtual-hosted https."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "s3":
+        return parsed.netloc, unquote(parsed.path.lstrip("/"))
+    path = unquote(parsed.path.lstrip("/"))
+    first, _, rest = path.partition("/")
+    return (bucket, rest) if first == bucket else (bucket, path)
+
+
+class EngineSystem(System):
+    """THE ENGINE, END TO END through the Amazon Transcribe Medical API.
+
+    Uploads every file to S3, starts one DICTATION job per file, waits for all of them and
+    reads each transcript JSON back from S3: the path a production client takes. Only
+    the standard AWS variables locate the services (``ENGINE_ENV``), so the same code runs
+    against the local stack or AWS. Files are submitted together and the batch is timed
+    as a whole (upload to last transcript), since the engine's workers run jobs
+    concurrently; per-file times are therefore not reported.
+    """
+
+    def __init__(self, bucket: str, poll_s: float = 2.0, timeout_s: float = 3600.0) -> None:
+        self.bucket, self.poll_s, self.timeout_s = bucket, poll_s, timeout_s
+
+    def load(self) -> None:
+        import boto3
+        from botocore.exceptions import ClientError
+
+        self._s3 = boto3.client("s3")
+        self._transcribe = boto3.client("transcribe")
+        try:
+            self._s3.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            self._s3.create_bucket(Bucket=self.bucket)
+
+    def transcribe(self, path: Path) -> str:
+        item = self.transcribe_all([path]).items[0]
+        if item.error:
+            raise RuntimeError(item.error)
+        return item.text
+
+    def transcribe_all(self, paths: Sequence[Path]) -> Batch:
+        run = f"bench-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        start = time.perf_counter()
+        names = [
+            self._submit(path, f"{run}-{i:04d}", f"bench/{run}/{i:04d}-{path.name}")
+            for i, path in enumerate(paths)
+        ]
+        jobs = self._wait(names)
+        items = [self._result(jobs.get(name)) for name in names]
+        return Batch(items, time.perf_counter() - start)
+
+    def _submit(self, path: Path, name: str, key: str) -> str:
+        self._s3.upload_file(str(path), self.bucket, key)
+        self._transcribe.start_medical_transcription_job(
+            MedicalTranscriptionJobName=name,
+            LanguageCode="en-US",
+            Media={"MediaFileUri": f"s3://{self.bucket}/{key}"},
+            MediaFormat=path.suffix.lstrip(".").lower(),
+            OutputBucketName=self.bucket,
+            Specialty="PRIMARYCARE",
+            Type="DICTATION",
+        )
+        return name
+
+    def _wait(self, names: Sequence[str]) -> dict[str, dict]:
+        """Poll until every job is COMPLETED or FAILED, or the timeout passes."""
+        finished: dict[str, dict] = {}
+        deadline = time.monotonic() + self.timeout_s
+        while len(finished) < len(names) and time.monotonic() < deadline:
+            for name in names:
+                if name not in finished:
+                    job = self._transcribe.get_medical_transcription_job(
+                        MedicalTranscriptionJobName=name
+                    )
+                    if job["MedicalTranscriptionJob"]["TranscriptionJobStatus"] in (
+                        "COMPLETED",
+                        "FAILED",
+                    ):
+                        finished[name] = job["MedicalTranscriptionJob"]
+            if len(finished) < len(names):
+                time.sleep(self.poll_s)
+        return finished
+
+    def _result(self, job: dict | None) -> Transcription:
+        if job is None:
+            return Transcription("", None, f"not finished within {self.timeout_s:.0f} s")
+        if job["TranscriptionJobStatus"] == "FAILED":
+            return Transcription("", None, f"FAILED: {job.get('FailureReason', '')}")
+        bucket, key = s3_location(job["Transcript"]["TranscriptFileUri"], self.bucket)
+        document = self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return Transcription(json.loads(document)["results"]["transcripts"][0]["transcript"], None)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything needed to build any system; plain data, so it can cross into a subprocess."""
+
+    model_dir: Path
+    threads: int
+    vocabulary: tuple[str, ...]
+    vocab_mode: str = "hotwords"
+    terms_by_file: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    bucket: str = "medscribe-bench"
+
+
+SYSTEM_NAMES = ("whisper", "whisper-vocab", "whisper-oracle", "pocketsphinx", "engine")
+DEFAULT_SYSTEMS = ("whisper", "whisper-vocab", "pocketsphinx", "engine")
+
+
+def make_system(name: str, settings: Settings) -> System:
+    if name == "whisper":
+        return WhisperSystem(settings.model_dir, settings.threads)
+    if name == "whisper-vocab":
+        return WhisperSystem(
+            settings.model_dir, settings.threads, settings.vocabulary, settings.vocab_mode
+        )
+    if name == "whisper-oracle":
+        return WhisperSystem(
+            settings.model_dir, settings.threads, (), settings.vocab_mode, settings.terms_by_file
+        )
+    if name == "pocketsphinx":
+        return PocketsphinxSystem()
+    if name == "engine":
+        return EngineSystem(settings.bucket)
+    raise ValueError(f"unknown system {name!r}; choose from {SYSTEM_NAMES}")
+
+
+def _measure(name: str, settings: Settings, paths: Sequence[Path]) -> Batch:
+    system = make_system(name, settings)
+    system.load()
+    batch = system.transcribe_all(paths)
+    if isinstance(system, EngineSystem):  # recognition happened in the engine's processes
+        return batch
+    # Linux reports ru_maxrss in KiB.
+    return Batch(
+        batch.items, batch.wall_s, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
+
+
+def run_isolated(name: str, settings: Settings, paths: Sequence[Path]) -> Batch:
+    """Build, load and run one system in a fresh process; return its batch and peak RSS."""
+    with ProcessPoolExecutor(
+        max_workers=1, mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
+        return pool.submit(_measure, name, settings, list(paths)).result()
