@@ -31,6 +31,7 @@ REGION = "us-east-1"
 #: Fixed ports of the developer stack, clear of Airflow's 8080 and SeaweedFS's defaults.
 S3_PORT = 8333
 ENGINE_PORT = 8701
+AIRFLOW_PORT = 8080
 
 
 def free_port() -> int:
@@ -172,6 +173,42 @@ def start_engine(
     return process
 
 
+def airflow_env(env: Mapping[str, str], state: Path = STATE) -> dict[str, str]:
+    """Airflow with SQLite under ``state``, this repo's dags and plugins, the stack as aws_default."""
+    home = state / "airflow"
+    home.mkdir(parents=True, exist_ok=True)
+    return {
+        **env,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__API__PORT": str(AIRFLOW_PORT),
+        "AIRFLOW_CONN_AWS_DEFAULT": airflow_connection(env),
+        "MEDICAL_TRANSCRIBE_POLL_SECONDS": "5",
+    }
+
+
+def start_airflow(state: Path, env: Mapping[str, str]) -> subprocess.Popen:
+    """``airflow standalone`` (UI, scheduler, triggerer) with the aws_default connection."""
+    full_env = {**os.environ, **airflow_env(env, state)}
+
+    def airflow(*args: str, check: bool = True) -> None:
+        subprocess.run(["airflow", *args], env=full_env, check=check, capture_output=True)
+
+    airflow("db", "migrate")
+    airflow("connections", "delete", "aws_default", check=False)
+    airflow("connections", "add", "aws_default", "--conn-json", airflow_connection(env))
+    log = (state / "airflow.log").open("ab")
+    process = subprocess.Popen(
+        ["airflow", "standalone"], env=full_env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{AIRFLOW_PORT}/api/v2/version"
+    wait_until(lambda: http_ok(url), "Airflow", 180, process)
+    return process
+
+
 def stop(process_id: int, timeout: float = 20) -> None:
     """SIGTERM the process group, then SIGKILL what is left (reaping our own children)."""
     try:
@@ -208,7 +245,7 @@ class LocalStack:
                 pass
         return alive
 
-    def up(self) -> dict[str, str]:
+    def up(self, with_airflow: bool = False) -> dict[str, str]:
         self.state.mkdir(parents=True, exist_ok=True)
         creds = Credentials.load_or_create(self.state / "credentials.json")
         env = aws_env(S3_PORT, ENGINE_PORT, creds)
@@ -217,6 +254,8 @@ class LocalStack:
             running["s3"] = start_s3(self.state, S3_PORT, creds).pid
         if not running.get("engine"):
             running["engine"] = start_engine(self.state, ENGINE_PORT, env, self.workers).pid
+        if with_airflow and not running.get("airflow"):
+            running["airflow"] = start_airflow(self.state, env).pid
         self.pids.write_text(json.dumps(running))
         lines = [f"export {key}={value}" for key, value in env.items()]
         lines.append(f"export AIRFLOW_CONN_AWS_DEFAULT='{airflow_connection(env)}'")
@@ -233,14 +272,18 @@ class LocalStack:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("--airflow", action="store_true", help="also run the Airflow UI")
     parser.add_argument(
         "--workers", type=int, default=int(os.environ.get("MEDSCRIBE_WORKERS", "1"))
     )
     args = parser.parse_args()
     stack = LocalStack(workers=args.workers)
     if args.command == "up":
-        env = stack.up()
+        env = stack.up(with_airflow=args.airflow)
         print(f"S3 at {env['AWS_ENDPOINT_URL_S3']}, engine at {env['AWS_ENDPOINT_URL_TRANSCRIBE']}")
+        passwords = stack.state / "airflow" / "simple_auth_manager_passwords.json.generated"
+        if args.airflow and passwords.exists():
+            print(f"Airflow UI at http://127.0.0.1:{AIRFLOW_PORT} (login: {passwords.read_text()})")
         print(f"clients: . {stack.env_file.relative_to(ROOT)}")
     elif args.command == "down":
         stack.down()

@@ -23,6 +23,8 @@ for folder in ("include", "plugins", "dags"):
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="airflow-tests-")
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 
 import boto3
 import local_stack

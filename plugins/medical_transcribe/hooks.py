@@ -81,9 +81,7 @@ class TranscribeMedicalHook(AwsBaseHook):
     def config(self) -> Config:
         """Connection/hook botocore config, with retries defaulting to standard mode."""
         config = super().config
-        return config.merge(
-            Config(retries={**_DEFAULT_RETRIES, **(config.retries or {})})
-        )
+        return config.merge(Config(retries={**_DEFAULT_RETRIES, **(config.retries or {})}))
 
     @cached_property
     def waiter_path(self) -> Path:
@@ -128,13 +126,11 @@ class TranscribeMedicalHook(AwsBaseHook):
 
     def get_job(self, name: str) -> dict[str, Any]:
         """Return the ``MedicalTranscriptionJob`` description of one job."""
-        return self.conn.get_medical_transcription_job(
-            MedicalTranscriptionJobName=name
-        )["MedicalTranscriptionJob"]
+        return self.conn.get_medical_transcription_job(MedicalTranscriptionJobName=name)[
+            "MedicalTranscriptionJob"
+        ]
 
-    def wait_for_job(
-        self, name: str, waiter_delay: int, waiter_max_attempts: int
-    ) -> None:
+    def wait_for_job(self, name: str, waiter_delay: int, waiter_max_attempts: int) -> None:
         """Block until the job completes, logging its status; raise with FailureReason if it fails."""
         try:
             wait(
@@ -148,6 +144,4 @@ class TranscribeMedicalHook(AwsBaseHook):
             )
         except WaiterTerminalFailure as error:
             job = error.last_response.get("MedicalTranscriptionJob", {})
-            raise MedicalTranscriptionJobFailedError(
-                name, job.get("FailureReason")
-            ) from error
+            raise MedicalTranscriptionJobFailedError(name, job.get("FailureReason")) from error

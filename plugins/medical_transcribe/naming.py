@@ -19,9 +19,7 @@ def slugify(text: str) -> str:
     return _DISALLOWED.sub("-", text).strip("-.")
 
 
-def job_name_for(
-    bucket: str, key: str, etag: str, settings: Mapping[str, Any] | None
-) -> str:
+def job_name_for(bucket: str, key: str, etag: str, settings: Mapping[str, Any] | None) -> str:
     """
     Name the job for one version of one media object under one set of settings.
 
@@ -36,9 +34,7 @@ def job_name_for(
         "etag": etag.strip('"'),
         "settings": dict(settings or {}),
     }
-    canonical = json.dumps(
-        identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
+    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     digest = hashlib.sha256(canonical.encode()).hexdigest()[:_HASH_LENGTH]
     room = MAX_JOB_NAME_LENGTH - _HASH_LENGTH - 1
     readable = slugify(key)[-room:].lstrip("-.") or "media"

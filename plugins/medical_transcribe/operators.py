@@ -147,9 +147,7 @@ class StartMedicalTranscriptionJobOperator(AwsBaseOperator[TranscribeMedicalHook
             self.hook.wait_for_job(name, self.waiter_delay, self.waiter_max_attempts)
         return name
 
-    def execute_complete(
-        self, context: Context, event: dict[str, Any] | None = None
-    ) -> str:
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         name = job_name_from_event(event)
         self.log.info("Medical transcription job %s complete.", name)
         return name
@@ -186,8 +184,6 @@ class StartMedicalTranscriptionJobOperator(AwsBaseOperator[TranscribeMedicalHook
             "ContentIdentificationType": self.content_identification_type,
             "Specialty": self.specialty,
             "Type": self.type,
-            "Tags": [{"Key": k, "Value": v} for k, v in self.tags.items()]
-            if self.tags
-            else None,
+            "Tags": [{"Key": k, "Value": v} for k, v in self.tags.items()] if self.tags else None,
         }
         return {k: v for k, v in request.items() if v is not None}

@@ -75,14 +75,8 @@ class MedicalTranscriptionJobSensor(AwsBaseSensor[TranscribeMedicalHook]):
         status = job["TranscriptionJobStatus"]
         self.log.info("Medical transcription job %s is %s.", self.job_name, status)
         if status == "FAILED":
-            raise MedicalTranscriptionJobFailedError(
-                self.job_name, job.get("FailureReason")
-            )
+            raise MedicalTranscriptionJobFailedError(self.job_name, job.get("FailureReason"))
         return status == "COMPLETED"
 
-    def execute_complete(
-        self, context: Context, event: dict[str, Any] | None = None
-    ) -> None:
-        self.log.info(
-            "Medical transcription job %s complete.", job_name_from_event(event)
-        )
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> None:
+        self.log.info("Medical transcription job %s complete.", job_name_from_event(event))

@@ -118,13 +118,10 @@ def _speakers_by_start(results: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def _common(
-    job: Job, transcript: Transcript | None, run: Mapping[str, Any]
-) -> dict[str, Any]:
+def _common(job: Job, transcript: Transcript | None, run: Mapping[str, Any]) -> dict[str, Any]:
     return {
         **run,
-        "job_name": job.get("MedicalTranscriptionJobName")
-        or (transcript or {}).get("jobName"),
+        "job_name": job.get("MedicalTranscriptionJobName") or (transcript or {}).get("jobName"),
         "media_uri": (job.get("Media") or {}).get("MediaFileUri"),
         "type": job.get("Type"),
         "specialty": job.get("Specialty"),
@@ -152,8 +149,7 @@ def _item_records(
                 "confidence": _float(best.get("confidence")),
                 "start_time": _float(item.get("start_time")),
                 "end_time": _float(item.get("end_time")),
-                "speaker_label": item.get("speaker_label")
-                or speakers.get(item.get("start_time")),
+                "speaker_label": item.get("speaker_label") or speakers.get(item.get("start_time")),
                 "channel_label": channel_label,
             }
         )
@@ -181,9 +177,7 @@ def _job_record(
         "mean_confidence": sum(confidences) / len(confidences) if confidences else None,
         "min_confidence": min(confidences, default=None),
         "low_confidence_words": (
-            sum(c < low_confidence_threshold for c in confidences)
-            if has_transcript
-            else None
+            sum(c < low_confidence_threshold for c in confidences) if has_transcript else None
         ),
         "creation_time": _utc(job.get("CreationTime")),
         "start_time": _utc(job.get("StartTime")),
@@ -225,9 +219,7 @@ def frames(
 class _RowGroupBuffer:
     """Rows for one Parquet file, written out as a row group whenever ``limit`` rows are held."""
 
-    def __init__(
-        self, sink: Sink, schema: pa.Schema, limit: int, compression: str
-    ) -> None:
+    def __init__(self, sink: Sink, schema: pa.Schema, limit: int, compression: str) -> None:
         self._writer = pq.ParquetWriter(sink, schema, compression=compression)
         self._schema = schema
         self._limit = limit
@@ -241,9 +233,7 @@ class _RowGroupBuffer:
 
     def _flush(self) -> None:
         if self._rows:
-            self._writer.write_table(
-                pa.Table.from_pylist(self._rows, schema=self._schema)
-            )
+            self._writer.write_table(pa.Table.from_pylist(self._rows, schema=self._schema))
             self.rows_written += len(self._rows)
             self._rows = []
 
@@ -283,12 +273,8 @@ class TranscriptTableWriter:
     ) -> None:
         self._run = {"run_id": run_id, "run_date": _as_date(run_date)}
         self._threshold = low_confidence_threshold
-        self._items = _RowGroupBuffer(
-            items_sink, ITEMS_SCHEMA, row_group_rows, compression
-        )
-        self._jobs = _RowGroupBuffer(
-            jobs_sink, JOBS_SCHEMA, row_group_rows, compression
-        )
+        self._items = _RowGroupBuffer(items_sink, ITEMS_SCHEMA, row_group_rows, compression)
+        self._jobs = _RowGroupBuffer(jobs_sink, JOBS_SCHEMA, row_group_rows, compression)
 
     def write_all(self, pairs: Iterable[tuple[Job, Transcript | None]]) -> None:
         """Consume an iterator of pairs; each transcript is dropped once its rows are buffered."""
@@ -339,9 +325,7 @@ def upload_tables(
     uris = {}
     for table, path in files.items():
         key = "/".join(
-            p
-            for p in (prefix.strip("/"), table, partition, f"{slugify(run_id)}.parquet")
-            if p
+            p for p in (prefix.strip("/"), table, partition, f"{slugify(run_id)}.parquet") if p
         )
         hook.load_file(filename=path, key=key, bucket_name=bucket, replace=True)
         uris[table] = f"s3://{bucket}/{key}"

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from bench.corpus import load_corpus, spread
 from bench.report import engine_overhead, summarize, write_chart, write_report
 from bench.synthesize import VOICES, ensure_audio, pink_noise, plan
@@ -115,7 +114,9 @@ def _results() -> pd.DataFrame:
 
 
 def test_summary_pools_counts_and_compares_variants_with_the_same_texts(tmp_path: Path) -> None:
-    summary = summarize(_results(), {"whisper": 3.0, "engine": 6.0}, {"whisper": 500.0, "engine": None})
+    summary = summarize(
+        _results(), {"whisper": 3.0, "engine": 6.0}, {"whisper": 500.0, "engine": None}
+    )
     whisper = summary[summary["system"] == "whisper"].set_index(["by", "group"])
     assert whisper.loc[("all", "all"), "wer"] == pytest.approx(0.3)
     assert whisper.loc[("all", "all"), "throughput"] == pytest.approx(10.0)

@@ -4,7 +4,6 @@ corpus that a perfect transcript scores perfectly on."""
 from __future__ import annotations
 
 import pytest
-
 from bench.corpus import TERMS_PATH, distinct_terms, load_corpus, problems
 from bench.metrics import contains_phrase, inserted_terms, normalize, recalled_terms, score
 
@@ -34,7 +33,7 @@ def test_normalize_drops_case_and_punctuation() -> None:
 
 
 def test_contains_phrase_needs_contiguous_words() -> None:
-    words = "start metoprolol succinate fifty".split()
+    words = ["start", "metoprolol", "succinate", "fifty"]
     assert contains_phrase(words, ["metoprolol", "succinate"])
     assert not contains_phrase(words, ["start", "succinate"])
     assert not contains_phrase(words, [])
@@ -43,7 +42,9 @@ def test_contains_phrase_needs_contiguous_words() -> None:
 
 def test_term_recall_counts_whole_terms_in_any_notation() -> None:
     terms = ["metoprolol succinate", "hemoglobin A1c", "apixaban", "type two diabetes"]
-    hypothesis = "Metoprolol tartrate 50 mg, HbA1c... hemoglobin A1C 7.2, Apixaban. Type 2 diabetes."
+    hypothesis = (
+        "Metoprolol tartrate 50 mg, HbA1c... hemoglobin A1C 7.2, Apixaban. Type 2 diabetes."
+    )
     assert recalled_terms(terms, hypothesis) == ["hemoglobin A1c", "apixaban", "type two diabetes"]
 
 

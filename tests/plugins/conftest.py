@@ -43,9 +43,7 @@ def media(aws: None) -> dict[str, str]:
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket=MEDIA_BUCKET)
     s3.create_bucket(Bucket=OUTPUT_BUCKET)
-    etag = s3.put_object(Bucket=MEDIA_BUCKET, Key=MEDIA_KEY, Body=b"RIFF fake audio")[
-        "ETag"
-    ]
+    etag = s3.put_object(Bucket=MEDIA_BUCKET, Key=MEDIA_KEY, Body=b"RIFF fake audio")["ETag"]
     return {
         "bucket": MEDIA_BUCKET,
         "key": MEDIA_KEY,

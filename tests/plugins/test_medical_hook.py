@@ -9,6 +9,7 @@ from airflow.providers.common.compat.sdk import AirflowException
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
+
 from medical_transcribe.hooks import (
     JOB_COMPLETE_WAITER,
     MedicalTranscriptionJobFailedError,
@@ -43,9 +44,7 @@ def test_client_retries_in_standard_mode_by_default():
 
 
 def test_explicit_retry_settings_keep_standard_mode():
-    hook = TranscribeMedicalHook(
-        config={"retries": {"max_attempts": 3}, "connect_timeout": 5}
-    )
+    hook = TranscribeMedicalHook(config={"retries": {"max_attempts": 3}, "connect_timeout": 5})
     assert hook.config.retries == {"mode": "standard", "max_attempts": 3}
     assert hook.config.connect_timeout == 5
 
@@ -68,18 +67,14 @@ def test_duplicate_name_adopts_existing_job(hook, media, start_request):
     assert (
         "TranscriptionJobStatus" in adopted
     )  # a full description, from GetMedicalTranscriptionJob
-    listed = hook.conn.list_medical_transcription_jobs()[
-        "MedicalTranscriptionJobSummaries"
-    ]
+    listed = hook.conn.list_medical_transcription_jobs()["MedicalTranscriptionJobSummaries"]
     assert [j["MedicalTranscriptionJobName"] for j in listed] == ["visit-1"]
 
 
 def test_duplicate_name_for_other_media_is_refused(hook, media, start_request):
     hook.start_job(**start_request("visit-1"))
     with pytest.raises(AirflowException, match="taken by a job for"):
-        hook.start_job(
-            **start_request("visit-1", uri=f"s3://{media['bucket']}/other.wav")
-        )
+        hook.start_job(**start_request("visit-1", uri=f"s3://{media['bucket']}/other.wav"))
 
 
 def test_limit_exceeded_is_retried_until_it_succeeds(hook, media, start_request):

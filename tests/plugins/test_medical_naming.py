@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from medical_transcribe.naming import MAX_JOB_NAME_LENGTH, job_name_for
 
 VALID = re.compile(r"^[0-9a-zA-Z._-]+$")

@@ -4,6 +4,7 @@ from unittest import mock
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
+
 from medical_transcribe.hooks import (
     MedicalTranscriptionJobFailedError,
     TranscribeMedicalHook,
@@ -67,9 +68,7 @@ def test_sends_every_parameter_in_aws_shape(media):
         content_identification_type="PHI",
         tags={"clinic": "north"},
     )
-    with mock.patch.object(
-        TranscribeMedicalHook, "start_job", return_value={}
-    ) as start:
+    with mock.patch.object(TranscribeMedicalHook, "start_job", return_value={}) as start:
         op.execute({})
     assert start.call_args.kwargs == {
         "MedicalTranscriptionJobName": "night-001",
@@ -102,18 +101,12 @@ def test_parameters_are_templated():
 
 
 def test_waits_synchronously_when_not_deferrable(media):
-    name = operator(
-        media, wait_for_completion=True, deferrable=False, waiter_delay=0
-    ).execute({})
-    assert (
-        TranscribeMedicalHook().get_job(name)["TranscriptionJobStatus"] == "COMPLETED"
-    )
+    name = operator(media, wait_for_completion=True, deferrable=False, waiter_delay=0).execute({})
+    assert TranscribeMedicalHook().get_job(name)["TranscriptionJobStatus"] == "COMPLETED"
 
 
 def test_defers_by_default_when_waiting(media):
-    op = operator(
-        media, wait_for_completion=True, waiter_delay=7, waiter_max_attempts=3
-    )
+    op = operator(media, wait_for_completion=True, waiter_delay=7, waiter_max_attempts=3)
     assert op.deferrable is True
     with pytest.raises(TaskDeferred) as deferred:
         op.execute({})
@@ -121,9 +114,7 @@ def test_defers_by_default_when_waiting(media):
     assert isinstance(trigger, MedicalTranscriptionJobCompletedTrigger)
     assert deferred.value.method_name == "execute_complete"
     _, kwargs = trigger.serialize()
-    assert kwargs["job_name"] == job_name_for(
-        media["bucket"], media["key"], media["etag"], None
-    )
+    assert kwargs["job_name"] == job_name_for(media["bucket"], media["key"], media["etag"], None)
     assert (kwargs["waiter_delay"], kwargs["waiter_max_attempts"]) == (7, 3)
 
 

@@ -4,6 +4,7 @@ from unittest import mock
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
+
 from medical_transcribe.hooks import TranscribeMedicalHook
 from medical_transcribe.sensors import MedicalTranscriptionJobSensor
 from medical_transcribe.triggers import MedicalTranscriptionJobCompletedTrigger
@@ -55,9 +56,7 @@ def test_deferrable_by_default_and_defers_while_running(job):
 
 def test_does_not_defer_for_a_finished_job():
     done = {"TranscriptionJobStatus": "COMPLETED"}
-    with mock.patch.object(
-        TranscribeMedicalHook, "get_job", return_value=done
-    ) as get_job:
+    with mock.patch.object(TranscribeMedicalHook, "get_job", return_value=done) as get_job:
         sensor().execute({})
     get_job.assert_called_once_with("visit-1")
 

@@ -7,6 +7,7 @@ import boto3
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+
 from medical_transcribe.tables import (
     ITEMS_SCHEMA,
     ITEMS_TABLE,
@@ -71,9 +72,7 @@ DICTATION = transcript(
         punctuation(),
     ]
 )
-FAILED = job(
-    "visit-2", status="FAILED", FailureReason="Unsupported media format", Transcript={}
-)
+FAILED = job("visit-2", status="FAILED", FailureReason="Unsupported media format", Transcript={})
 
 
 def test_one_row_per_item_with_stable_types():
@@ -133,9 +132,7 @@ def test_channel_items_are_flattened_once_with_their_label():
         ],
         "number_of_channels": 2,
     }
-    items, jobs = frames(
-        [(job(), transcript(ch0 + ch1, channel_labels=channels))], **RUN
-    )
+    items, jobs = frames([(job(), transcript(ch0 + ch1, channel_labels=channels))], **RUN)
     assert list(items["channel_label"]) == ["ch_0", "ch_0", "ch_1"]
     assert jobs.iloc[0]["words"] == 2
 
@@ -148,25 +145,17 @@ def test_speaker_labels_from_items_or_segments():
     on_items = transcript([word("hi", "0.1", "0.2", "1.0", speaker_label="spk_0")])
     segments = {
         "segments": [
-            {
-                "items": [
-                    {"start_time": "0.3", "end_time": "0.4", "speaker_label": "spk_1"}
-                ]
-            }
+            {"items": [{"start_time": "0.3", "end_time": "0.4", "speaker_label": "spk_1"}]}
         ]
     }
-    in_segments = transcript(
-        [word("hello", "0.3", "0.4", "1.0")], speaker_labels=segments
-    )
+    in_segments = transcript([word("hello", "0.3", "0.4", "1.0")], speaker_labels=segments)
     items, _ = frames([(job(), on_items), (job("visit-3"), in_segments)], **RUN)
     assert list(items["speaker_label"]) == ["spk_0", "spk_1"]
     assert items["channel_label"].isna().all()
 
 
 def test_iso_strings_from_xcom_become_utc_timestamps():
-    serialized = job(
-        CreationTime="2024-05-01T19:00:00-07:00", StartTime=None, CompletionTime=None
-    )
+    serialized = job(CreationTime="2024-05-01T19:00:00-07:00", StartTime=None, CompletionTime=None)
     _, jobs = frames([(serialized, DICTATION)], **RUN)
     assert jobs.iloc[0]["creation_time"] == pd.Timestamp("2024-05-02T02:00:00Z")
     assert pd.isna(jobs.iloc[0]["start_time"])
@@ -182,13 +171,9 @@ def test_writer_streams_row_groups_while_consuming(tmp_path):
         seen_before_last.update(writer.row_counts)
         yield FAILED, None
 
-    with TranscriptTableWriter(
-        items_path, jobs_path, **RUN, row_group_rows=4
-    ) as writer:
+    with TranscriptTableWriter(items_path, jobs_path, **RUN, row_group_rows=4) as writer:
         writer.write_all(pairs(writer))
-    assert (
-        seen_before_last[ITEMS_TABLE] == 8
-    )  # flushed before the iterator was exhausted
+    assert seen_before_last[ITEMS_TABLE] == 8  # flushed before the iterator was exhausted
     assert writer.row_counts == {ITEMS_TABLE: 8, JOBS_TABLE: 3}
     assert pq.ParquetFile(items_path).metadata.num_row_groups == 2
 
@@ -210,9 +195,7 @@ def test_empty_input_writes_valid_empty_files_with_the_schema():
 
 
 def test_all_null_columns_keep_their_types(tmp_path):
-    with TranscriptTableWriter(
-        tmp_path / "i.parquet", tmp_path / "j.parquet", **RUN
-    ) as writer:
+    with TranscriptTableWriter(tmp_path / "i.parquet", tmp_path / "j.parquet", **RUN) as writer:
         writer.write(FAILED, None)
     assert pq.read_table(tmp_path / "j.parquet").schema.equals(JOBS_SCHEMA)
 
@@ -228,9 +211,7 @@ def test_upload_tables_puts_one_object_per_table_and_run(aws, tmp_path):
         writer.write(job(), DICTATION)
 
     uris = upload_tables(files, bucket="tables-bucket", **RUN)
-    upload_tables(
-        files, bucket="tables-bucket", **RUN
-    )  # a rerun replaces, never duplicates
+    upload_tables(files, bucket="tables-bucket", **RUN)  # a rerun replaces, never duplicates
 
     key = "tables/transcript_items/run_date=2024-05-01/scheduled__2024-05-01T02-00-00-00-00.parquet"
     assert uris[ITEMS_TABLE] == f"s3://tables-bucket/{key}"

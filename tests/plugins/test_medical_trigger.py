@@ -16,6 +16,7 @@ import pytest
 from airflow.providers.amazon.aws.waiters.base_waiter import BaseBotoWaiter
 from botocore.stub import Stubber
 from botocore.waiter import create_waiter_with_client
+
 from medical_transcribe.hooks import TranscribeMedicalHook
 from medical_transcribe.triggers import MedicalTranscriptionJobCompletedTrigger
 
@@ -37,15 +38,11 @@ def client(aws):
         return contextlib.nullcontext(client)
 
     def async_waiter(self, waiter_name):
-        return _AwaitableWaiter(
-            create_waiter_with_client(waiter_name, self.model, self.client)
-        )
+        return _AwaitableWaiter(create_waiter_with_client(waiter_name, self.model, self.client))
 
     with (
         mock.patch.object(TranscribeMedicalHook, "get_async_conn", get_async_conn),
-        mock.patch.object(
-            BaseBotoWaiter, "_get_async_waiter_with_client", async_waiter
-        ),
+        mock.patch.object(BaseBotoWaiter, "_get_async_waiter_with_client", async_waiter),
     ):
         yield client
 
@@ -65,10 +62,7 @@ def test_serializes_for_the_triggerer():
         region_name="us-east-1",
     )
     classpath, kwargs = trigger.serialize()
-    assert (
-        classpath
-        == "medical_transcribe.triggers.MedicalTranscriptionJobCompletedTrigger"
-    )
+    assert classpath == "medical_transcribe.triggers.MedicalTranscriptionJobCompletedTrigger"
     assert MedicalTranscriptionJobCompletedTrigger(**kwargs).serialize() == (
         classpath,
         kwargs,

@@ -1,0 +1,42 @@
+# Two commands on a fresh machine: `make run` (the nightly job on the local stack) and
+# `make test`. Everything lands in .venv/ and .local/ (both git-ignored).
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(abspath $(BIN)):$(PATH)
+export PYTHONPATH := $(abspath include)
+
+.PHONY: run test up down bench lint lock system-packages
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+	python3 -m pip install --quiet uv
+	python3 -m uv venv --quiet --allow-existing --python python3.11 $(VENV)
+	python3 -m uv pip install --quiet --python $(BIN)/python -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+# Test dictations are synthesized at test time; make run needs none of these.
+system-packages:
+	@command -v espeak-ng >/dev/null && command -v sox >/dev/null || \
+	  (apt-get update -qq && apt-get install -y -qq espeak-ng sox libsox-fmt-mp3 >/dev/null)
+
+run: $(STAMP)
+	$(BIN)/python include/run_nightly.py
+
+test: $(STAMP) system-packages
+	$(BIN)/python -m pytest
+
+up: $(STAMP)
+	$(BIN)/python include/local_stack.py up --airflow
+
+down:
+	$(BIN)/python include/local_stack.py down
+
+bench: $(STAMP) system-packages
+	$(BIN)/python include/bench/run.py --out include/bench/results
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+lock: $(STAMP)
+	(echo "# Every package pinned, as resolved here (regenerate: make lock)."; \
+	 python3 -m uv pip freeze --python $(BIN)/python) > constraints.txt

@@ -1,0 +1,116 @@
+"""The nightly DAG: its shape, and whole runs with dag.test() on the real local stack."""
+
+from __future__ import annotations
+
+import importlib
+import io
+import subprocess
+import sys
+
+import local_stack
+import pandas as pd
+import pytest
+
+DAG_ID = "nightly_medical_transcription"
+NOTES = {
+    "inbox/cardiology.wav": "Atrial fibrillation is rate controlled on metoprolol.",
+    "inbox/clinic/asthma.flac": "Asthma is well controlled. Continue the albuterol inhaler.",
+    "inbox/gout.mp3": "Gout flare in the right big toe. Start colchicine today.",
+}
+
+
+@pytest.fixture(scope="module")
+def nightly(stack):
+    """The DAG module, imported with the stack as its aws_default connection."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("AIRFLOW_CONN_AWS_DEFAULT", local_stack.airflow_connection(stack.env))
+    patch.setenv("MEDICAL_TRANSCRIBE_POLL_SECONDS", "1")
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True
+    )
+    sys.modules.pop("nightly_medical_transcription", None)
+    module = importlib.import_module("nightly_medical_transcription")
+    yield module.nightly_medical_transcription()
+    patch.undo()
+
+
+def test_dag_imports_cleanly_with_schedule_and_params():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(local_stack.ROOT / "dags"))
+    assert bag.import_errors == {}
+    dag = bag.dags[DAG_ID]
+    assert dag.schedule == "0 2 * * *" or str(dag.timetable.summary) == "0 2 * * *"
+    assert dag.catchup is False
+    assert set(dag.params.keys()) == {
+        "input_bucket", "input_prefix", "output_bucket", "table_prefix", "type", "specialty",
+        "vocabulary_name", "channel_identification", "max_files", "dry_run",
+    }  # fmt: skip
+    assert dag.params.get_param("type").schema["enum"] == ["DICTATION", "CONVERSATION"]
+    assert [t.task_id for t in dag.topological_sort()] == [
+        "list_pending", "start_job", "wait_job", "flatten",
+    ]  # fmt: skip
+    assert dag.get_task("flatten").trigger_rule == "all_done"
+
+
+def read_table(s3, bucket: str, prefix: str) -> pd.DataFrame:
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+    frames = [
+        pd.read_parquet(io.BytesIO(s3.get_object(Bucket=bucket, Key=k)["Body"].read()))
+        for k in keys
+    ]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def test_nightly_run_end_to_end_and_rerun_is_a_no_op(stack, nightly, dictation):
+    s3, transcribe = stack.client("s3"), stack.client("transcribe")
+    for bucket in ("dictations", "nightly-out"):
+        s3.create_bucket(Bucket=bucket)
+    suffixes = {".wav": ".wav", ".flac": ".flac", ".mp3": ".mp3"}
+    for key, text in NOTES.items():
+        path = dictation(text, suffixes[key[key.rindex(".") :]])
+        s3.upload_file(str(path), "dictations", key)
+    s3.put_object(Bucket="dictations", Key="inbox/broken.wav", Body=b"RIFF....WAVEfmt garbage")
+    s3.put_object(
+        Bucket="dictations", Key="inbox/readme.txt", Body=b"not audio", ContentType="text/plain"
+    )
+    conf = {"input_bucket": "dictations", "output_bucket": "nightly-out"}
+
+    nightly.test(run_conf=conf)
+
+    jobs = read_table(s3, "nightly-out", "tables/transcription_jobs/")
+    items = read_table(s3, "nightly-out", "tables/transcript_items/")
+    assert sorted(jobs.media_uri) == sorted(
+        f"s3://dictations/{key}" for key in [*NOTES, "inbox/broken.wav"]
+    )
+    broken = jobs[jobs.media_uri.str.endswith("broken.wav")].iloc[0]
+    assert broken.status == "FAILED" and "could not be decoded" in broken.failure_reason
+    done = jobs[jobs.status == "COMPLETED"]
+    assert len(done) == 3
+    transcripts = [
+        s3.get_object(Bucket="nightly-out", Key=f"medical/{name}.json")["Body"].read()
+        for name in done.job_name
+    ]
+    expected_rows = sum(
+        len(pd.read_json(io.BytesIO(t), typ="series")["results"]["items"]) for t in transcripts
+    )
+    assert len(items) == expected_rows
+    assert items.confidence.dtype == "float64" and items.start_time.dtype == "float64"
+    assert items[items.item_type == "punctuation"].start_time.isna().all()
+    heard = " ".join(items.content).lower()
+    assert "atrial fibrillation" in heard and "controlled" in heard
+    sources = {o["Key"] for o in s3.list_objects_v2(Bucket="dictations")["Contents"]}
+    assert sources == {*NOTES, "inbox/broken.wav", "inbox/readme.txt"}
+
+    before = len(
+        transcribe.list_medical_transcription_jobs(MaxResults=100)[
+            "MedicalTranscriptionJobSummaries"
+        ]
+    )
+    nightly.test(run_conf=conf)
+    after = len(
+        transcribe.list_medical_transcription_jobs(MaxResults=100)[
+            "MedicalTranscriptionJobSummaries"
+        ]
+    )
+    assert after == before
