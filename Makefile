@@ -3,8 +3,9 @@
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONPATH := $(abspath include)
+# The venv's tools (airflow, weed) first, for the programs our scripts start.
+IN_VENV := PATH=$(abspath $(BIN)):$$PATH
 
 .PHONY: run test up down bench lint lock system-packages
 
@@ -20,19 +21,19 @@ system-packages:
 	  (apt-get update -qq && apt-get install -y -qq espeak-ng sox libsox-fmt-mp3 >/dev/null)
 
 run: $(STAMP)
-	$(BIN)/python include/run_nightly.py
+	$(IN_VENV) $(BIN)/python include/run_nightly.py
 
 test: $(STAMP) system-packages
-	$(BIN)/python -m pytest
+	$(IN_VENV) $(BIN)/python -m pytest
 
 up: $(STAMP)
-	$(BIN)/python include/local_stack.py up --airflow
+	$(IN_VENV) $(BIN)/python include/local_stack.py up --airflow
 
 down:
 	$(BIN)/python include/local_stack.py down
 
 bench: $(STAMP) system-packages
-	$(BIN)/python include/bench/run.py --out include/bench/results
+	$(IN_VENV) $(BIN)/python include/bench/run.py --out include/bench/results
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
