@@ -41,9 +41,19 @@ _UNITS = {
     "centimeters": "cm",
     "millimeter": "mm",
     "millimeters": "mm",
+    "gram": "grams",
 }
 
 _whisper_normalizer = EnglishTextNormalizer()
+
+
+def _canonical_units(words: list[str]) -> list[str]:
+    """Spell units one way; a lone "g" is grams only after a number ("2 g", "one g")."""
+    canonical: list[str] = []
+    for word in words:
+        after_number = bool(canonical) and (canonical[-1][0].isdigit() or canonical[-1] == "one")
+        canonical.append("grams" if word == "g" and after_number else _UNITS.get(word, word))
+    return canonical
 
 
 def _join_spelled_letters(words: list[str]) -> list[str]:
@@ -72,7 +82,7 @@ def normalize(text: str) -> str:
     for pattern, replacement in _RAW_RULES:
         text = pattern.sub(replacement, text)
     words = _whisper_normalizer(text).split()
-    return " ".join(_join_spelled_letters([_UNITS.get(word, word) for word in words]))
+    return " ".join(_join_spelled_letters(_canonical_units(words)))
 
 
 def contains_phrase(words: Sequence[str], phrase: Sequence[str]) -> bool:

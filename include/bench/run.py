@@ -23,7 +23,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import TERMS_PATH, Dictation, load_corpus
-from bench.metrics import score
+from bench.metrics import normalize, score
 from bench.report import summarize, write_chart, write_report
 from bench.synthesize import (
     NOISE_SNR_DB,
@@ -35,7 +35,6 @@ from bench.synthesize import (
 from bench.systems import (
     DEFAULT_SYSTEMS,
     SYSTEM_NAMES,
-    VOCAB_MODES,
     Batch,
     Settings,
     engine_unavailable,
@@ -53,6 +52,13 @@ def read_vocabulary(path: Path | None) -> tuple[Path, list[str]]:
     return chosen, [
         line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")
     ]
+
+
+def coverage(dictations: Sequence[Dictation], vocabulary: Sequence[str]) -> str:
+    """How many of the dictations' distinct terms the vocabulary lists (after normalizing)."""
+    listed = {normalize(term) for term in vocabulary}
+    terms = {normalize(term) for d in dictations for term in d.terms}
+    return f"{len(terms & listed)} of the {len(terms)} distinct terms of these dictations"
 
 
 def score_rows(
@@ -103,7 +109,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=Path,
         help=f"one term per line (default {DEFAULT_VOCABULARY}, else {TERMS_PATH.name})",
     )
-    parser.add_argument("--vocab-mode", choices=VOCAB_MODES, default="hotwords")
     parser.add_argument(
         "--model-dir", help="faster-whisper model directory (default: the shipped Whisper base)"
     )
@@ -124,6 +129,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     clips = audio_from_arguments(args)
     synthesis_s = time.perf_counter() - started
@@ -144,7 +150,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         model_dir=model_dir,
         threads=args.threads,
         vocabulary=tuple(vocabulary),
-        vocab_mode=args.vocab_mode,
         terms_by_file={Path(c.path).name: corpus[c.id].terms for c in clips},
         bucket=args.bucket,
     )
@@ -193,14 +198,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     voices = sorted({c.voice for c in clips})
     context = [
         f"Generated {time.strftime('%Y-%m-%d %H:%M')} on {os.cpu_count()} cores; "
-        f"CTranslate2 threads: {args.threads}.",
+        f"CTranslate2 threads: {args.threads}; 1-minute load average {load_before:.2f} before "
+        f"the run and {os.getloadavg()[0]:.2f} after it (other work on the machine skews times).",
         f"{len({c.id for c in clips})} dictations, {len(clips)} clips, {audio_min:.1f} min of "
         f"synthetic audio (synthesis {synthesis_s:.0f} s); variants: clean 16 kHz, noisy "
         f"(pink noise, {NOISE_SNR_DB:g} dB SNR), phone (300-3400 Hz, {PHONE_RATE // 1000} kHz "
         "mu-law).",
         f"Voices: {', '.join(voices)}.",
-        f"Whisper model: {model_dir or 'not used'}; int8, beam 5, VAD, word timestamps; "
-        f"vocabulary as {args.vocab_mode}.",
+        f"Whisper model: {model_dir or 'not used'}, run by the engine's recognizer "
+        "(medscribe.asr: int8, beam 5, VAD, vocabulary as hotwords within its token budget).",
+        f"Vocabulary: {len(vocabulary)} terms from {vocabulary_path}; it lists "
+        f"{coverage([corpus[i] for i in dict.fromkeys(c.id for c in clips)], vocabulary)}.",
     ]
     write_report(summary, args.out / "report.md", context, notes)
     write_chart(summary, args.out / "chart.png")

@@ -26,6 +26,7 @@ import wave
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -57,14 +58,14 @@ class Voice:
 # Engines alternate so that neighbouring dictations (same specialty) get different voices.
 VOICES = (
     Voice("espeak-us", "espeak", "en-us", 175),
-    Voice("flite-slt", "flite", "slt", 185),
+    Voice("flite-slt", "flite", "slt", 185, fallback="espeak-us-f3"),
     Voice("festival-ked", "festival", "voice_ked_diphone", 170, fallback="flite-kal16"),
     Voice("espeak-us-f3", "espeak", "en-us+f3", 165),
-    Voice("flite-rms", "flite", "rms", 180),
+    Voice("flite-rms", "flite", "rms", 180, fallback="espeak-us"),
     Voice("festival-slt-hts", "festival", "voice_cmu_us_slt_arctic_hts", 185, fallback="flite-slt"),
-    Voice("flite-awb", "flite", "awb", 190),
+    Voice("flite-awb", "flite", "awb", 190, fallback="espeak-us-m7"),
     Voice("espeak-us-m7", "espeak", "en-us+m7", 190),
-    Voice("flite-kal16", "flite", "kal16", 170),
+    Voice("flite-kal16", "flite", "kal16", 170, fallback="espeak-us"),
 )
 _ENGINE_BINARY = {"espeak": "espeak-ng", "flite": "flite", "festival": "text2wave"}
 
@@ -84,10 +85,12 @@ class Clip:
     duration_s: float
 
 
+@cache
 def usable_voice(voice: Voice) -> Voice:
-    """``voice``, or its fallback when its engine is not installed here."""
+    """``voice``, or its fallback when its engine is not installed here (said once)."""
     if shutil.which(_ENGINE_BINARY[voice.engine]):
         return voice
+    print(f"{_ENGINE_BINARY[voice.engine]} not installed: {voice.name} falls back", file=sys.stderr)
     if voice.fallback is None:
         raise RuntimeError(
             f"{_ENGINE_BINARY[voice.engine]} is not installed (needed by {voice.name})"

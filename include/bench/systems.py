@@ -21,10 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-# How the vocabulary reaches faster-whisper. Both are cut to 223 tokens by faster-whisper;
-# long "hotwords" leave no room to decode once 223 tokens of earlier text join the prompt.
-VOCAB_MODES = ("hotwords", "initial_prompt")
-
 ENGINE_ENV = (
     "AWS_ENDPOINT_URL_S3",
     "AWS_ENDPOINT_URL_TRANSCRIBE",
@@ -71,10 +67,12 @@ class System(ABC):
 
 
 class WhisperSystem(System):
-    """faster-whisper called directly, with the decoding settings the engine uses.
+    """The engine's own recognizer (``medscribe.asr``) without its API, queue and storage.
 
-    ``terms_by_file`` (file name -> terms) replaces the shared vocabulary per file; it
-    gives each file exactly its own terms, an upper bound for what a vocabulary can do.
+    The vocabulary goes through the engine's prompt builder, so only as many terms as its
+    token budget allows steer decoding. ``terms_by_file`` (file name -> terms) replaces
+    the shared vocabulary per file: each file gets exactly its own terms, an upper bound
+    for what a vocabulary can do.
     """
 
     def __init__(
@@ -82,28 +80,24 @@ class WhisperSystem(System):
         model_dir: Path,
         threads: int,
         vocabulary: Sequence[str] = (),
-        vocab_mode: str = "hotwords",
         terms_by_file: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
-        if vocab_mode not in VOCAB_MODES:
-            raise ValueError(f"vocab_mode must be one of {VOCAB_MODES}")
-        self.model_dir, self.threads, self.vocab_mode = model_dir, threads, vocab_mode
-        self.vocabulary, self.terms_by_file = tuple(vocabulary), terms_by_file
+        self.model_dir, self.threads = model_dir, threads
+        self.vocabulary, self.terms_by_file = list(vocabulary), terms_by_file
 
     def load(self) -> None:
-        from faster_whisper import WhisperModel
+        from medscribe.asr import Recognizer
 
-        self._model = WhisperModel(
-            str(self.model_dir), device="cpu", compute_type="int8", cpu_threads=self.threads
-        )
+        self._recognizer = Recognizer(str(self.model_dir), cpu_threads=self.threads, beam_size=5)
 
     def transcribe(self, path: Path) -> str:
-        terms = self.terms_by_file[path.name] if self.terms_by_file is not None else self.vocabulary
-        prompt = {self.vocab_mode: ", ".join(terms)} if terms else {}
-        segments, _ = self._model.transcribe(
-            str(path), language="en", beam_size=5, word_timestamps=True, vad_filter=True, **prompt
-        )
-        return " ".join(segment.text.strip() for segment in segments)
+        from medscribe.audio import load
+
+        terms = self.vocabulary
+        if self.terms_by_file is not None:
+            terms = list(self.terms_by_file[path.name])
+        words = self._recognizer.transcribe(load(path.read_bytes()).tracks[0], terms)
+        return " ".join(word.text for word in words)
 
 
 class PocketsphinxSystem(System):
@@ -252,10 +246,9 @@ class EngineSystem(System):
 class Settings:
     """Everything needed to build any system; plain data, so it can cross into a subprocess."""
 
-    model_dir: Path
+    model_dir: Path | None  # None when no Whisper system runs
     threads: int
     vocabulary: tuple[str, ...]
-    vocab_mode: str = "hotwords"
     terms_by_file: Mapping[str, Sequence[str]] = field(default_factory=dict)
     bucket: str = "medscribe-bench"
 
@@ -268,13 +261,9 @@ def make_system(name: str, settings: Settings) -> System:
     if name == "whisper":
         return WhisperSystem(settings.model_dir, settings.threads)
     if name == "whisper-vocab":
-        return WhisperSystem(
-            settings.model_dir, settings.threads, settings.vocabulary, settings.vocab_mode
-        )
+        return WhisperSystem(settings.model_dir, settings.threads, settings.vocabulary)
     if name == "whisper-oracle":
-        return WhisperSystem(
-            settings.model_dir, settings.threads, (), settings.vocab_mode, settings.terms_by_file
-        )
+        return WhisperSystem(settings.model_dir, settings.threads, (), settings.terms_by_file)
     if name == "pocketsphinx":
         return PocketsphinxSystem()
     if name == "engine":

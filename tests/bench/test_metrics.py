@@ -20,6 +20,7 @@ from bench.metrics import contains_phrase, inserted_terms, normalize, recalled_t
         ("ninety milligrams per kilogram", "90 mg/kg"),
         ("LDL is one hundred twelve", "l d l is one hundred twelve"),
         ("anaemia, oesophagus", "Anemia esophagus"),
+        ("cefazolin two grams, then one gram", "Cefazolin 2 g, then 1 g"),
     ],
 )
 def test_spoken_and_written_forms_normalize_alike(spoken: str, written: str) -> None:
