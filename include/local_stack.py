@@ -209,7 +209,7 @@ def start_airflow(state: Path, env: Mapping[str, str]) -> subprocess.Popen:
     return process
 
 
-def stop(process_id: int, timeout: float = 20) -> None:
+def stop(process_id: int, timeout: float = 8) -> None:
     """SIGTERM the process group, then SIGKILL what is left (reaping our own children)."""
     try:
         leader = psutil.Process(process_id)

@@ -87,6 +87,8 @@ def _cell(value: object, kind: str) -> str:
         return f"{value:.3f}"
     if kind == "int":
         return f"{int(value)}"
+    if kind == "mb":
+        return f"{value:.0f} MB"
     if kind == "1f":
         return f"{value:.1f}"
     return str(value)
@@ -133,7 +135,7 @@ def _headline(summary: pd.DataFrame) -> list[str]:
         f"- **{system}**: WER {_cell(row.wer, 'pct')}, "
         f"term recall {_cell(row.term_recall, 'pct')}, RTF {_cell(row.rtf, 'float')} "
         f"({_cell(row.throughput, '1f')} s of audio per second), "
-        f"peak RSS {_cell(row.peak_rss_mb, 'int')} MB"
+        f"peak RSS {_cell(row.peak_rss_mb, 'mb')}"
         for system, row in overall.iterrows()
     ]
     if set(DIRECT_SYSTEMS) <= set(overall.index):

@@ -23,14 +23,18 @@ def engine_worker_ok() -> bool:
 
     with sa.create_engine(os.environ["MEDSCRIBE_DATABASE_URL"]).connect() as conn:
         conn.execute(sa.text("SELECT 1"))
-    # The supervisor starts each worker with multiprocessing's spawn method.
-    workers = [
+    # `python -m medscribe worker` supervises worker processes it starts with
+    # multiprocessing's spawn method, and replaces any that die.
+    supervisors = [
         process
-        for process in psutil.process_iter(["cmdline", "status"])
-        if "--multiprocessing-fork" in (process.info["cmdline"] or [])
-        and process.info["status"] != psutil.STATUS_ZOMBIE
+        for process in psutil.process_iter(["cmdline"])
+        if process.info["cmdline"] and process.info["cmdline"][1:4] == ["-m", "medscribe", "worker"]
     ]
-    return bool(workers)
+    return any(
+        "--multiprocessing-fork" in child.cmdline() and child.status() != psutil.STATUS_ZOMBIE
+        for supervisor in supervisors
+        for child in supervisor.children()
+    )
 
 
 def main(argv: list[str]) -> int:

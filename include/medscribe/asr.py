@@ -68,7 +68,9 @@ class Recognizer:
         return ", ".join(kept) + "." if kept else None
 
     def transcribe(self, samples: np.ndarray, phrases: list[str]) -> list[Word]:
-        segments, _ = self.pipeline.transcribe(samples, hotwords=self.prompt(phrases), **self.options)
+        segments, _ = self.pipeline.transcribe(
+            samples, hotwords=self.prompt(phrases), **self.options
+        )
         words: list[Word] = []
         duration = len(samples) / SAMPLE_RATE
         for segment in segments:

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 DICTATION = (
     "The patient has hypertension and type two diabetes. "
-    "Continue metformin five hundred milligrams twice daily. "
+    "Start metformin five hundred milligrams twice daily. "
     "Follow up in three months."
 )
 
