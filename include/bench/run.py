@@ -46,12 +46,12 @@ DEFAULT_VOCABULARY = HERE.parent / "medscribe" / "data" / "default_vocabulary.tx
 
 
 def read_vocabulary(path: Path | None) -> tuple[Path, list[str]]:
-    """The vocabulary file asked for, else the engine's default, else this corpus's terms."""
+    """The vocabulary file asked for, else the engine's default, else this corpus's terms,
+    read the way the engine reads vocabulary files."""
+    from medscribe.vocabulary import parse_phrases
+
     chosen = path or next(p for p in (DEFAULT_VOCABULARY, TERMS_PATH) if p.exists())
-    lines = chosen.read_text(encoding="utf-8").splitlines()
-    return chosen, [
-        line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")
-    ]
+    return chosen, parse_phrases(chosen.read_text(encoding="utf-8"))
 
 
 def coverage(dictations: Sequence[Dictation], vocabulary: Sequence[str]) -> str:

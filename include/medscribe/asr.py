@@ -65,6 +65,9 @@ class Recognizer:
                 break
             kept.append(phrase)
             used += cost
+        log.info(
+            "prompt holds %d of %d vocabulary phrases (%d tokens)", len(kept), len(phrases), used
+        )
         return ", ".join(kept) + "." if kept else None
 
     def transcribe(self, samples: np.ndarray, phrases: list[str]) -> list[Word]:

@@ -23,7 +23,7 @@ def wait_vocabulary(transcribe, name: str, timeout: float = 30) -> dict:
 
 def test_vocabulary_lifecycle_and_use(stack, dictation):
     transcribe, s3 = stack.client("transcribe"), stack.client("s3")
-    s3.put_object(Bucket="inbox", Key="vocab/cardio.txt", Body=b"apixaban\natrial-fibrillation\n")
+    s3.put_object(Bucket="inbox", Key="vocab/cardio.txt", Body=b"zorvexa\natrial-fibrillation\n")
     s3.put_object(Bucket="inbox", Key="vocab/empty.txt", Body=b"\n\n")
     created = transcribe.create_medical_vocabulary(
         VocabularyName="cardio",
@@ -47,12 +47,16 @@ def test_vocabulary_lifecycle_and_use(stack, dictation):
     listed = transcribe.list_medical_vocabularies(StateEquals="READY")["Vocabularies"]
     assert [v["VocabularyName"] for v in listed] == ["cardio"]
 
-    uri = upload(stack, dictation("Start apixaban for atrial fibrillation."), "vocab/note.wav")
+    # A made-up drug name: heard only when the job's vocabulary names it.
+    note = dictation("The new prescription is zorvexa, ten milligrams each morning.")
+    uri = upload(stack, note, "vocab/note.wav")
     start(transcribe, "steered", uri, Settings={"VocabularyName": "cardio"})
+    start(transcribe, "unsteered", uri)
     job = wait(transcribe, "steered")
     assert job["Settings"]["VocabularyName"] == "cardio"
-    text = transcript_of(stack, job)["results"]["transcripts"][0]["transcript"].lower()
-    assert "apixaban" in text and "atrial fibrillation" in text
+    steered = transcript_of(stack, job)["results"]["transcripts"][0]["transcript"]
+    unsteered = transcript_of(stack, wait(transcribe, "unsteered"))["results"]["transcripts"][0]
+    assert "zorvexa" in steered.lower() and "zorvexa" not in unsteered["transcript"].lower()
 
     transcribe.update_medical_vocabulary(
         VocabularyName="empty",
