@@ -283,7 +283,10 @@ def main() -> None:
         print(f"S3 at {env['AWS_ENDPOINT_URL_S3']}, engine at {env['AWS_ENDPOINT_URL_TRANSCRIBE']}")
         passwords = stack.state / "airflow" / "simple_auth_manager_passwords.json.generated"
         if args.airflow and passwords.exists():
-            print(f"Airflow UI at http://127.0.0.1:{AIRFLOW_PORT} (login: {passwords.read_text()})")
+            user, password = next(iter(json.loads(passwords.read_text()).items()))
+            print(
+                f"Airflow UI at http://127.0.0.1:{AIRFLOW_PORT}, user {user}, password {password}"
+            )
         print(f"clients: . {stack.env_file.relative_to(ROOT)}")
     elif args.command == "down":
         stack.down()

@@ -67,6 +67,12 @@ def summarize(s3, run_id: str) -> None:
     items = pd.read_parquet(
         io.BytesIO(s3.get_object(Bucket=OUTPUT_BUCKET, Key=items_key)["Body"].read())
     )
+    if jobs.empty:
+        say(
+            "no new audio: every file in the inbox already has a transcript, so this run was a no-op"
+        )
+        say("(make down && rm -rf .local starts from scratch)")
+        return
     done = jobs[jobs.status == "COMPLETED"]
     say(f"files transcribed this run: {len(done)}, failed: {int((jobs.status == 'FAILED').sum())}")
     if len(jobs):
