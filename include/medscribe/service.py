@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 
@@ -26,6 +27,7 @@ def run_worker(config: EngineConfig) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    threading.Thread(target=_stop_when_orphaned, args=(os.getppid(), stop), daemon=True).start()
     recognizer = Recognizer(
         config.model_dir,
         compute_type=config.compute_type,
@@ -33,6 +35,14 @@ def run_worker(config: EngineConfig) -> None:
         beam_size=config.beam_size,
     )
     Worker(config, JobStore(config.database_url), recognizer).run(stop)
+
+
+def _stop_when_orphaned(parent: int, stop: threading.Event) -> None:
+    """A worker whose engine was killed outright stops too, instead of running on unseen."""
+    while not stop.wait(2.0):
+        if os.getppid() != parent:
+            log.warning("engine process %s is gone; worker stopping", parent)
+            stop.set()
 
 
 class Supervisor:
