@@ -7,7 +7,7 @@ export PYTHONPATH := $(abspath include)
 # The venv's tools (airflow, weed) first, for the programs our scripts start.
 IN_VENV := PATH=$(abspath $(BIN)):$$PATH
 
-.PHONY: run test up down bench lint lock system-packages
+.PHONY: run test up down bench bench-voices lint lock system-packages
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	python3 -m pip install --quiet uv
@@ -32,8 +32,16 @@ up: $(STAMP)
 down:
 	$(BIN)/python include/local_stack.py down
 
-bench: $(STAMP) system-packages
-	$(IN_VENV) $(BIN)/python include/bench/run.py --out include/bench/results
+# More voices for the benchmark corpus (it falls back to espeak-ng without them).
+bench-voices:
+	@command -v flite >/dev/null && command -v festival >/dev/null || \
+	  (apt-get update -qq && apt-get install -y -qq flite festival festvox-kdlpc16k festvox-us-slt-hts >/dev/null)
+
+# The engine is measured end to end through the local stack, which is stopped afterwards.
+bench: $(STAMP) system-packages bench-voices
+	$(IN_VENV) $(BIN)/python include/local_stack.py up
+	. .local/stack.env && $(IN_VENV) $(BIN)/python include/bench/run.py --out include/bench/results; \
+	  status=$$?; $(BIN)/python include/local_stack.py down; exit $$status
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

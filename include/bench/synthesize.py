@@ -88,13 +88,12 @@ class Clip:
 @cache
 def usable_voice(voice: Voice) -> Voice:
     """``voice``, or its fallback when its engine is not installed here (said once)."""
-    if shutil.which(_ENGINE_BINARY[voice.engine]):
+    binary = _ENGINE_BINARY[voice.engine]
+    if shutil.which(binary):
         return voice
-    print(f"{_ENGINE_BINARY[voice.engine]} not installed: {voice.name} falls back", file=sys.stderr)
     if voice.fallback is None:
-        raise RuntimeError(
-            f"{_ENGINE_BINARY[voice.engine]} is not installed (needed by {voice.name})"
-        )
+        raise RuntimeError(f"{binary} is not installed (needed by {voice.name})")
+    print(f"{binary} missing: {voice.name} -> {voice.fallback}", file=sys.stderr)
     return usable_voice(next(v for v in VOICES if v.name == voice.fallback))
 
 
@@ -164,22 +163,8 @@ def _render_noisy(clean: Path, out: Path, seed: int) -> None:
 
 def _render_phone(clean: Path, out: Path) -> None:
     """Telephone channel: band-limit to 300-3400 Hz, resample to 8 kHz, mu-law encode."""
-    _run(
-        [
-            "sox",
-            "-D",
-            str(clean),
-            "-e",
-            "u-law",
-            "-b",
-            "8",
-            str(out),
-            "sinc",
-            "300-3400",
-            "rate",
-            str(PHONE_RATE),
-        ]
-    )
+    channel = ["sinc", "300-3400", "rate", str(PHONE_RATE)]
+    _run(["sox", "-D", str(clean), "-e", "u-law", "-b", "8", str(out), *channel])
 
 
 def _digest(*parts: object) -> str:
@@ -190,7 +175,8 @@ def _synthesize_one(
     dictation: Dictation, voice: Voice, variants: tuple[str, ...], out_dir: Path
 ) -> list[Clip]:
     """Render the clean clip (the source of the others) and the requested variants."""
-    key = _digest(_CHAIN_VERSION, dictation.text, asdict(voice), SAMPLE_RATE, PAD_S)
+    sound = (voice.engine, voice.voice, voice.wpm)  # what shapes the audio, not the name
+    key = _digest(_CHAIN_VERSION, dictation.text, sound, SAMPLE_RATE, PAD_S)
     paths = {
         "clean": out_dir / f"{dictation.id}.clean.{voice.name}.{key}.wav",
         "noisy": out_dir / f"{dictation.id}.noisy.{voice.name}.{_digest(key, NOISE_SNR_DB)}.wav",

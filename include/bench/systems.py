@@ -67,10 +67,12 @@ class System(ABC):
 
 
 class WhisperSystem(System):
-    """The engine's own recognizer (``medscribe.asr``) without its API, queue and storage.
+    """The engine's recognition step without its API, queue and storage: its recognizer
+    (``medscribe.asr``) and its vocabulary correction (``medscribe.correction``), composed
+    as its worker composes them.
 
     The vocabulary goes through the engine's prompt builder, so only as many terms as its
-    token budget allows steer decoding. ``terms_by_file`` (file name -> terms) replaces
+    token budget allows steer decoding; all of them take part in the correction. ``terms_by_file`` (file name -> terms) replaces
     the shared vocabulary per file: each file gets exactly its own terms, an upper bound
     for what a vocabulary can do.
     """
@@ -92,11 +94,12 @@ class WhisperSystem(System):
 
     def transcribe(self, path: Path) -> str:
         from medscribe.audio import load
+        from medscribe.correction import snap
 
         terms = self.vocabulary
         if self.terms_by_file is not None:
             terms = list(self.terms_by_file[path.name])
-        words = self._recognizer.transcribe(load(path.read_bytes()).tracks[0], terms)
+        words = snap(self._recognizer.transcribe(load(path.read_bytes()).tracks[0], terms), terms)
         return " ".join(word.text for word in words)
 
 

@@ -16,7 +16,7 @@ from functools import cache
 import jellyfish
 from rapidfuzz import fuzz
 
-from .asr import Word
+from .words import Word
 
 MAX_RUN = 3
 #: Below this combined similarity a run is left as recognized.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .asr import Word
+from .words import Word
 
 #: Marks AWS reports as items of their own; any other symbol around a word is dropped.
 PUNCTUATION = ".,?!;:"
