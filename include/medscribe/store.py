@@ -108,36 +108,63 @@ class JobStore:
 
     # --- jobs -------------------------------------------------------------------------
 
-    def create_job(self, name: str, request: dict[str, Any], now: float) -> Job:
-        row = {"name": name, "status": "QUEUED", "request": json.dumps(request)}
-        row.update(created_at=now, attempts=0)
-        row.update(media_format=request.get("MediaFormat"))
-        row.update(sample_rate=request.get("MediaSampleRateHertz"))
+    def _insert(self, table: sa.Table, row: dict[str, Any]) -> None:
         try:
             with self.engine.begin() as conn:
-                conn.execute(jobs.insert().values(**row))
+                conn.execute(table.insert().values(**row))
         except IntegrityError as exc:
-            raise DuplicateName(name) from exc
+            raise DuplicateName(row["name"]) from exc
+
+    def _get(self, table: sa.Table, name: str) -> sa.RowMapping | None:
+        with self.engine.connect() as conn:
+            return conn.execute(table.select().where(table.c.name == name)).mappings().first()
+
+    def _list(
+        self,
+        table: sa.Table,
+        newest: sa.Column,
+        state: tuple[sa.Column, str | None],
+        name_contains: str | None,
+        offset: int,
+        limit: int,
+    ) -> list[sa.RowMapping]:
+        """Newest first, as AWS lists them, filtered by state and a name fragment."""
+        query = table.select().order_by(newest.desc(), table.c.name)
+        column, value = state
+        if value:
+            query = query.where(column == value)
+        if name_contains:
+            query = query.where(table.c.name.contains(name_contains, autoescape=True))
+        with self.engine.connect() as conn:
+            return list(conn.execute(query.offset(offset).limit(limit)).mappings())
+
+    def create_job(self, name: str, request: dict[str, Any], now: float) -> Job:
+        self._insert(
+            jobs,
+            {
+                "name": name,
+                "status": "QUEUED",
+                "request": json.dumps(request),
+                "created_at": now,
+                "attempts": 0,
+                "media_format": request.get("MediaFormat"),
+                "sample_rate": request.get("MediaSampleRateHertz"),
+            },
+        )
         job = self.get_job(name)
         assert job is not None
         return job
 
     def get_job(self, name: str) -> Job | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(jobs.select().where(jobs.c.name == name)).mappings().first()
+        row = self._get(jobs, name)
         return Job.from_row(row) if row else None
 
     def list_jobs(
         self, *, status: str | None, name_contains: str | None, offset: int, limit: int
     ) -> list[Job]:
-        """Newest first, as AWS lists them; one extra row tells the caller a page follows."""
-        query = jobs.select().order_by(jobs.c.created_at.desc(), jobs.c.name)
-        if status:
-            query = query.where(jobs.c.status == status)
-        if name_contains:
-            query = query.where(jobs.c.name.contains(name_contains, autoescape=True))
-        with self.engine.connect() as conn:
-            rows = conn.execute(query.offset(offset).limit(limit)).mappings().all()
+        rows = self._list(
+            jobs, jobs.c.created_at, (jobs.c.status, status), name_contains, offset, limit
+        )
         return [Job.from_row(row) for row in rows]
 
     def delete_job(self, name: str) -> bool:
@@ -213,39 +240,23 @@ class JobStore:
     def create_vocabulary(
         self, name: str, language_code: str, file_uri: str, now: float
     ) -> Vocabulary:
-        row = {
-            "name": name,
-            "language_code": language_code,
-            "state": "PENDING",
-            "file_uri": file_uri,
-        }
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(vocabularies.insert().values(updated_at=now, **row))
-        except IntegrityError as exc:
-            raise DuplicateName(name) from exc
+        row = {"name": name, "language_code": language_code, "file_uri": file_uri}
+        self._insert(vocabularies, {**row, "state": "PENDING", "updated_at": now})
         vocabulary = self.get_vocabulary(name)
         assert vocabulary is not None
         return vocabulary
 
     def get_vocabulary(self, name: str) -> Vocabulary | None:
-        query = vocabularies.select().where(vocabularies.c.name == name)
-        with self.engine.connect() as conn:
-            row = conn.execute(query).mappings().first()
+        row = self._get(vocabularies, name)
         return Vocabulary.from_row(row) if row else None
 
     def list_vocabularies(
         self, *, state: str | None, name_contains: str | None, offset: int, limit: int
     ) -> list[Vocabulary]:
-        query = vocabularies.select().order_by(
-            vocabularies.c.updated_at.desc(), vocabularies.c.name
+        by_state = (vocabularies.c.state, state)
+        rows = self._list(
+            vocabularies, vocabularies.c.updated_at, by_state, name_contains, offset, limit
         )
-        if state:
-            query = query.where(vocabularies.c.state == state)
-        if name_contains:
-            query = query.where(vocabularies.c.name.contains(name_contains, autoescape=True))
-        with self.engine.connect() as conn:
-            rows = conn.execute(query.offset(offset).limit(limit)).mappings().all()
         return [Vocabulary.from_row(row) for row in rows]
 
     def update_vocabulary(self, name: str, **values: Any) -> bool:
