@@ -83,6 +83,9 @@ def nightly_medical_transcription() -> None:
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def flatten(descriptors: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+        if params["dry_run"]:
+            print("dry run: no tables written")
+            return {}
         context = get_current_context()
         summary = pipeline.flatten(
             descriptors,

@@ -74,7 +74,18 @@ def test_nightly_run_end_to_end_and_rerun_is_a_no_op(stack, nightly, dictation):
     s3.put_object(
         Bucket="dictations", Key="inbox/readme.txt", Body=b"not audio", ContentType="text/plain"
     )
-    conf = {"input_bucket": "dictations", "output_bucket": "nightly-out"}
+    # Explicit dry_run: dag.test() keeps the params of an earlier call on the DAG object.
+    conf = {"input_bucket": "dictations", "output_bucket": "nightly-out", "dry_run": False}
+    jobs_before = transcribe.list_medical_transcription_jobs(MaxResults=100)
+
+    nightly.test(run_conf={**conf, "dry_run": True})
+    assert (
+        transcribe.list_medical_transcription_jobs(MaxResults=100)[
+            "MedicalTranscriptionJobSummaries"
+        ]
+        == jobs_before["MedicalTranscriptionJobSummaries"]
+    )
+    assert "Contents" not in s3.list_objects_v2(Bucket="nightly-out")
 
     nightly.test(run_conf=conf)
 
