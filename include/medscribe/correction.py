@@ -48,10 +48,8 @@ def _index(phrases: tuple[str, ...]) -> tuple[_Term, ...]:
     return tuple(terms)
 
 
-def _similarity(letters: str, term: _Term) -> float:
-    spelling = fuzz.ratio(letters, term.letters) / 100
-    sound = fuzz.ratio(jellyfish.metaphone(letters), term.sound) / 100
-    return (spelling + sound) / 2
+def _similarity(letters: str, sound: str, term: _Term) -> float:
+    return (fuzz.ratio(letters, term.letters) + fuzz.ratio(sound, term.sound)) / 200
 
 
 def _best(run: list[Word], terms: tuple[_Term, ...]) -> tuple[float, _Term] | None:
@@ -60,7 +58,8 @@ def _best(run: list[Word], terms: tuple[_Term, ...]) -> tuple[float, _Term] | No
         return None
     # Cheap length filter first: a term far longer or shorter cannot be close.
     candidates = [t for t in terms if abs(len(t.letters) - len(letters)) <= len(t.letters) // 3]
-    scored = [(_similarity(letters, term), term) for term in candidates]
+    sound = jellyfish.metaphone(letters)
+    scored = [(_similarity(letters, sound, term), term) for term in candidates]
     return max(scored, key=lambda pair: pair[0], default=None)
 
 
