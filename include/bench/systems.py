@@ -67,14 +67,13 @@ class System(ABC):
 
 
 class WhisperSystem(System):
-    """The engine's recognition step without its API, queue and storage: its recognizer
-    (``medscribe.asr``) and its vocabulary correction (``medscribe.correction``), composed
-    as its worker composes them.
+    """The engine's recognition step without its API, queue and storage: the recognizer
+    its workers run (``medscribe.asr``, vocabulary prompt and correction included).
 
-    The vocabulary goes through the engine's prompt builder, so only as many terms as its
-    token budget allows steer decoding; all of them take part in the correction. ``terms_by_file`` (file name -> terms) replaces
-    the shared vocabulary per file: each file gets exactly its own terms, an upper bound
-    for what a vocabulary can do.
+    Only as many terms as the prompt's token budget allows steer decoding; all of them
+    take part in the correction. ``terms_by_file`` (file name -> terms) replaces the shared
+    vocabulary per file: each file gets exactly its own terms, an upper bound for what a
+    vocabulary can do.
     """
 
     def __init__(
@@ -94,12 +93,11 @@ class WhisperSystem(System):
 
     def transcribe(self, path: Path) -> str:
         from medscribe.audio import load
-        from medscribe.correction import snap
 
         terms = self.vocabulary
         if self.terms_by_file is not None:
             terms = list(self.terms_by_file[path.name])
-        words = snap(self._recognizer.transcribe(load(path.read_bytes()).tracks[0], terms), terms)
+        words = self._recognizer.transcribe(load(path.read_bytes()).tracks[0], terms)
         return " ".join(word.text for word in words)
 
 

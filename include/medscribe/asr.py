@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 
+from . import correction
 from .audio import SAMPLE_RATE
 from .model import resolve_model
 from .words import Word
@@ -70,7 +71,8 @@ class Recognizer:
         return ", ".join(kept) + "." if kept else None
 
     def transcribe(self, samples: np.ndarray, phrases: list[str]) -> list[Word]:
-        """Decode steered by ``phrases`` (those that fit the prompt, first come first)."""
+        """Decode steered by ``phrases``: those that fit go in the prompt (first come first),
+        and near-miss words are then snapped to any of them."""
         segments, _ = self.pipeline.transcribe(
             samples, hotwords=self.prompt(phrases), **self.options
         )
@@ -87,4 +89,4 @@ class Recognizer:
                     words[-1] = Word(merged, last.start, max(last.end, end), confidence)
                 else:
                     words.append(Word(word.word.strip(), start, end, word.probability))
-        return [word for word in words if word.text]
+        return correction.snap([word for word in words if word.text], phrases)

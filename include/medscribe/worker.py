@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import audio, correction, s3, transcript
+from . import audio, s3, transcript
 from .asr import Recognizer
 from .config import EngineConfig
 from .store import Job, JobStore, Vocabulary
@@ -89,10 +89,7 @@ class Worker:
         uri = request["Media"]["MediaFileUri"]
         media = audio_of(self._read(uri), request)
         phrases = self._phrases(request.get("Settings", {}).get("VocabularyName"))
-        channels = [
-            correction.snap(self.recognizer.transcribe(track, phrases), phrases)
-            for track in media.tracks
-        ]
+        channels = [self.recognizer.transcribe(track, phrases) for track in media.tracks]
         document = transcript.build(job.name, self.config.account_id, channels, media.duration)
         bucket = request["OutputBucketName"]
         key = output_key(job.name, request.get("OutputKey"))
