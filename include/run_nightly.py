@@ -22,6 +22,10 @@ import pandas as pd
 from botocore.config import Config
 
 ROOT = local_stack.ROOT
+sys.path[:0] = [str(ROOT / "dags"), str(ROOT / "plugins")]
+
+from medical_transcribe.naming import slugify  # noqa: E402  (plugins/ is on the path now)
+
 SAMPLES = Path(__file__).resolve().parent / "samples"
 INPUT_BUCKET, INPUT_PREFIX, OUTPUT_BUCKET = "dictations", "inbox/", "transcripts"
 
@@ -41,12 +45,15 @@ def load_samples(s3) -> int:
 
 
 def run_dag() -> dict:
-    sys.path[:0] = [str(ROOT / "dags"), str(ROOT / "plugins")]
     from nightly_medical_transcription import nightly_medical_transcription
 
     dag = nightly_medical_transcription()
     run = dag.test()
     return {"state": str(run.state), "run_id": run.run_id}
+
+
+def read_table(s3, key: str) -> pd.DataFrame:
+    return pd.read_parquet(io.BytesIO(s3.get_object(Bucket=OUTPUT_BUCKET, Key=key)["Body"].read()))
 
 
 def summarize(s3, run_id: str) -> None:
@@ -55,18 +62,14 @@ def summarize(s3, run_id: str) -> None:
         o["Key"]
         for o in s3.list_objects_v2(Bucket=OUTPUT_BUCKET, Prefix=prefix).get("Contents", [])
     ]
-    newest = [k for k in keys if run_id.replace(":", "-").replace("+", "-") in k] or keys
+    # The tables of a run are named by the same slug the DAG's upload gives them.
+    newest = [k for k in keys if slugify(run_id) in k] or keys
     if not newest:
         say("no tables were written")
         return
     jobs_key = newest[-1]
-    jobs = pd.read_parquet(
-        io.BytesIO(s3.get_object(Bucket=OUTPUT_BUCKET, Key=jobs_key)["Body"].read())
-    )
     items_key = jobs_key.replace("transcription_jobs", "transcript_items")
-    items = pd.read_parquet(
-        io.BytesIO(s3.get_object(Bucket=OUTPUT_BUCKET, Key=items_key)["Body"].read())
-    )
+    jobs, items = read_table(s3, jobs_key), read_table(s3, items_key)
     if jobs.empty:
         say(
             "no new audio: every file in the inbox already has a transcript, so this run was a no-op"
@@ -75,12 +78,8 @@ def summarize(s3, run_id: str) -> None:
         return
     done = jobs[jobs.status == "COMPLETED"]
     say(f"files transcribed this run: {len(done)}, failed: {int((jobs.status == 'FAILED').sum())}")
-    if len(jobs):
-        print(
-            jobs[["job_name", "status", "media_duration", "words", "mean_confidence"]].to_string(
-                index=False
-            )
-        )
+    columns = ["job_name", "status", "media_duration", "words", "mean_confidence"]
+    print(jobs[columns].to_string(index=False))
     say(f"tables: s3://{OUTPUT_BUCKET}/{jobs_key} ({len(jobs)} rows)")
     say(f"        s3://{OUTPUT_BUCKET}/{items_key} ({len(items)} rows)")
     if len(done):
