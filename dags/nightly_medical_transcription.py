@@ -40,6 +40,9 @@ POLL_SECONDS = int(os.environ.get("MEDICAL_TRANSCRIBE_POLL_SECONDS", "30"))
         "specialty": Param("PRIMARYCARE", enum=["PRIMARYCARE"]),
         "vocabulary_name": Param(None, type=["null", "string"], description="Medical vocabulary"),
         "channel_identification": Param(False, type="boolean"),
+        "identify_phi": Param(
+            False, type="boolean", description="Label protected health information (PHI)"
+        ),
         "max_files": Param(500, type="integer", minimum=1, description="Cap on files per run"),
         "dry_run": Param(False, type="boolean", description="List pending audio only"),
     },
@@ -58,6 +61,7 @@ def nightly_medical_transcription() -> None:
                 params["vocabulary_name"], params["channel_identification"]
             ),
             max_files=params["max_files"],
+            identify_phi=params["identify_phi"],
         )
         print(f"{len(pending)} file(s) to transcribe")
         for descriptor in pending:

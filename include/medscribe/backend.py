@@ -28,7 +28,6 @@ UNSUPPORTED_SETTINGS = (
     "MaxAlternatives",
 )
 UNSUPPORTED_MEMBERS = (
-    "ContentIdentificationType",
     "OutputEncryptionKMSKeyId",
     "KMSEncryptionContext",
 )
@@ -167,6 +166,7 @@ class TranscribeBackend:
             "Specialty": request["Specialty"],
             "Type": request["Type"],
             "Tags": request.get("Tags"),
+            "ContentIdentificationType": request.get("ContentIdentificationType"),
         }
 
     def _summary(self, job: Job) -> dict[str, Any]:
@@ -181,6 +181,7 @@ class TranscribeBackend:
             "OutputLocationType": "CUSTOMER_BUCKET",
             "Specialty": job.request["Specialty"],
             "Type": job.request["Type"],
+            "ContentIdentificationType": job.request.get("ContentIdentificationType"),
         }
 
     # --- vocabularies -----------------------------------------------------------------

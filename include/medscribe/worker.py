@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import audio, s3, transcript
+from . import audio, phi, s3, transcript
 from .asr import Recognizer
 from .config import EngineConfig
 from .store import Job, JobStore, Vocabulary
@@ -91,6 +91,8 @@ class Worker:
         phrases = self._phrases(request.get("Settings", {}).get("VocabularyName"))
         channels = [self.recognizer.transcribe(track, phrases) for track in media.tracks]
         document = transcript.build(job.name, self.config.account_id, channels, media.duration)
+        if request.get("ContentIdentificationType") == "PHI":
+            document["results"]["entities"] = phi.identify(document["results"]["items"])
         bucket = request["OutputBucketName"]
         key = output_key(job.name, request.get("OutputKey"))
         try:

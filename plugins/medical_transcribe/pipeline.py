@@ -19,7 +19,13 @@ from botocore.exceptions import ClientError
 
 from medical_transcribe.hooks import TranscribeMedicalHook
 from medical_transcribe.naming import job_name_for
-from medical_transcribe.tables import ITEMS_TABLE, JOBS_TABLE, TranscriptTableWriter, upload_tables
+from medical_transcribe.tables import (
+    ITEMS_TABLE,
+    JOBS_TABLE,
+    PHI_TABLE,
+    TranscriptTableWriter,
+    upload_tables,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +74,7 @@ def list_pending(
     specialty: str,
     settings: dict[str, Any],
     max_files: int,
+    identify_phi: bool = False,
 ) -> list[dict[str, Any]]:
     """Small descriptors, one per audio object still needing a transcript.
 
@@ -77,7 +84,10 @@ def list_pending(
     """
     s3 = S3Hook(aws_conn_id=aws_conn_id)
     transcribe = TranscribeMedicalHook(aws_conn_id=aws_conn_id)
+    content_identification = "PHI" if identify_phi else None
     identity = {"Type": job_type, "Specialty": specialty, **settings}
+    if content_identification:
+        identity["ContentIdentificationType"] = content_identification
     pending: list[dict[str, Any]] = []
     paginator = s3.get_conn().get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=input_bucket, Prefix=input_prefix):
@@ -101,6 +111,7 @@ def list_pending(
                     "type": job_type,
                     "specialty": specialty,
                     "settings": settings or None,
+                    "content_identification_type": content_identification,
                 }
             )
             if len(pending) >= max_files:
@@ -148,13 +159,15 @@ def flatten(
     run_id: str,
     run_date: str,
 ) -> dict[str, Any]:
-    """Write this run's ``transcript_items`` and ``transcription_jobs`` Parquet to S3."""
+    """Write this run's ``transcript_items``, ``transcription_jobs`` and ``phi_entities``
+    Parquet to S3."""
     s3 = S3Hook(aws_conn_id=aws_conn_id)
     transcribe = TranscribeMedicalHook(aws_conn_id=aws_conn_id)
     with tempfile.TemporaryDirectory(prefix="transcript-tables-") as folder:
-        files = {table: Path(folder) / f"{table}.parquet" for table in (ITEMS_TABLE, JOBS_TABLE)}
+        tables = (ITEMS_TABLE, JOBS_TABLE, PHI_TABLE)
+        files = {table: Path(folder) / f"{table}.parquet" for table in tables}
         with TranscriptTableWriter(
-            files[ITEMS_TABLE], files[JOBS_TABLE], run_id=run_id, run_date=run_date
+            *(files[table] for table in tables), run_id=run_id, run_date=run_date
         ) as writer:
             writer.write_all(_jobs_with_transcripts(descriptors, s3, transcribe))
         counts = writer.row_counts

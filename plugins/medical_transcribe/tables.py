@@ -1,8 +1,9 @@
 """
-Flatten AWS-shaped medical transcripts into two typed tables and stream them to Parquet.
+Flatten AWS-shaped medical transcripts into typed tables and stream them to Parquet.
 
 ``transcript_items`` has one row per transcript item; ``transcription_jobs`` one row per job,
-failures included. Each table has a fixed Arrow schema, so column types stay the same for an
+failures included; ``phi_entities`` one row per PHI entity of a job that asked for them, with
+the range of items it covers, so a redaction is a join. Each table has a fixed Arrow schema, so column types stay the same for an
 empty night or a column that happens to be all null, and DuckDB, Athena and pandas agree.
 """
 
@@ -22,6 +23,7 @@ from medical_transcribe.naming import slugify
 
 ITEMS_TABLE = "transcript_items"
 JOBS_TABLE = "transcription_jobs"
+PHI_TABLE = "phi_entities"
 
 _UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
 _COMMON_FIELDS = [
@@ -61,6 +63,22 @@ JOBS_SCHEMA = pa.schema(
         pa.field("transcript_uri", pa.string()),
     ]
 )
+
+PHI_SCHEMA = pa.schema(
+    [
+        *_COMMON_FIELDS,
+        pa.field("entity_index", pa.int64()),
+        pa.field("category", pa.string()),
+        pa.field("content", pa.string()),
+        pa.field("confidence", pa.float64()),
+        pa.field("start_time", pa.float64()),
+        pa.field("end_time", pa.float64()),
+        pa.field("first_item_index", pa.int64()),
+        pa.field("last_item_index", pa.int64()),
+    ]
+)
+#: Item times are rounded to milliseconds; an entity covers the items inside its times.
+_TIME_SLACK = 0.002
 
 Job = Mapping[str, Any]
 Transcript = Mapping[str, Any]
@@ -156,6 +174,40 @@ def _item_records(
     return records
 
 
+def _entity_records(
+    job: Job, transcript: Transcript | None, items: list[dict[str, Any]], run: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """One ``phi_entities`` row per entity, with the first and last item it covers."""
+    entities = ((transcript or {}).get("results") or {}).get("entities") or []
+    if not entities:
+        return []
+    common = _common(job, transcript, run)
+    records = []
+    for index, entity in enumerate(entities):
+        start, end = float(entity["startTime"]), float(entity["endTime"])
+        covered = [
+            item["item_index"]
+            for item in items
+            if item["start_time"] is not None
+            and item["start_time"] >= start - _TIME_SLACK
+            and item["end_time"] <= end + _TIME_SLACK
+        ]
+        records.append(
+            {
+                **common,
+                "entity_index": index,
+                "category": entity.get("category"),
+                "content": entity.get("content"),
+                "confidence": _float(entity.get("confidence")),
+                "start_time": start,
+                "end_time": end,
+                "first_item_index": min(covered, default=None),
+                "last_item_index": max(covered, default=None),
+            }
+        )
+    return records
+
+
 def _job_record(
     job: Job,
     transcript: Transcript | None,
@@ -190,10 +242,14 @@ def _records(
     pairs: Iterable[tuple[Job, Transcript | None]],
     run: Mapping[str, Any],
     low_confidence_threshold: float,
-) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any]]]:
+) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]]:
     for job, transcript in pairs:
         items = _item_records(job, transcript, run)
-        yield items, _job_record(job, transcript, items, run, low_confidence_threshold)
+        yield (
+            items,
+            _job_record(job, transcript, items, run, low_confidence_threshold),
+            _entity_records(job, transcript, items, run),
+        )
 
 
 def frames(
@@ -207,13 +263,25 @@ def frames(
     run = {"run_id": run_id, "run_date": _as_date(run_date)}
     item_rows: list[dict[str, Any]] = []
     job_rows: list[dict[str, Any]] = []
-    for items, job_row in _records(pairs, run, low_confidence_threshold):
+    for items, job_row, _ in _records(pairs, run, low_confidence_threshold):
         item_rows.extend(items)
         job_rows.append(job_row)
     return (
         pa.Table.from_pylist(item_rows, schema=ITEMS_SCHEMA).to_pandas(),
         pa.Table.from_pylist(job_rows, schema=JOBS_SCHEMA).to_pandas(),
     )
+
+
+def phi_frame(
+    pairs: Iterable[tuple[Job, Transcript | None]],
+    *,
+    run_id: str,
+    run_date: date | datetime | str,
+) -> pd.DataFrame:
+    """The ``phi_entities`` table in memory, as a pandas DataFrame."""
+    run = {"run_id": run_id, "run_date": _as_date(run_date)}
+    rows = [row for _, _, entities in _records(pairs, run, 0.0) for row in entities]
+    return pa.Table.from_pylist(rows, schema=PHI_SCHEMA).to_pandas()
 
 
 class _RowGroupBuffer:
@@ -244,7 +312,7 @@ class _RowGroupBuffer:
 
 class TranscriptTableWriter:
     """
-    Stream (job description, transcript or None) pairs into the two Parquet tables.
+    Stream (job description, transcript or None) pairs into the Parquet tables.
 
     Transcripts are consumed one at a time and rows leave memory as row groups of at most
     about ``row_group_rows``, so a night with thousands of dictations needs no more memory
@@ -253,6 +321,7 @@ class TranscriptTableWriter:
 
     :param items_sink: Path or binary file object for ``transcript_items``.
     :param jobs_sink: Path or binary file object for ``transcription_jobs``.
+    :param phi_sink: Path or binary file object for ``phi_entities``; None writes no such table.
     :param run_id: The Airflow run id, stored on every row.
     :param run_date: The run's logical date (date, datetime or ISO string).
     :param low_confidence_threshold: Words with confidence below this count as low-confidence.
@@ -264,6 +333,7 @@ class TranscriptTableWriter:
         self,
         items_sink: Sink,
         jobs_sink: Sink,
+        phi_sink: Sink | None = None,
         *,
         run_id: str,
         run_date: date | datetime | str,
@@ -275,12 +345,19 @@ class TranscriptTableWriter:
         self._threshold = low_confidence_threshold
         self._items = _RowGroupBuffer(items_sink, ITEMS_SCHEMA, row_group_rows, compression)
         self._jobs = _RowGroupBuffer(jobs_sink, JOBS_SCHEMA, row_group_rows, compression)
+        self._phi = (
+            _RowGroupBuffer(phi_sink, PHI_SCHEMA, row_group_rows, compression)
+            if phi_sink is not None
+            else None
+        )
 
     def write_all(self, pairs: Iterable[tuple[Job, Transcript | None]]) -> None:
         """Consume an iterator of pairs; each transcript is dropped once its rows are buffered."""
-        for items, job_row in _records(pairs, self._run, self._threshold):
+        for items, job_row, entities in _records(pairs, self._run, self._threshold):
             self._items.extend(items)
             self._jobs.extend([job_row])
+            if self._phi is not None:
+                self._phi.extend(entities)
 
     def write(self, job: Job, transcript: Transcript | None) -> None:
         """Add one job and its transcript (None for a failed or missing one)."""
@@ -289,14 +366,16 @@ class TranscriptTableWriter:
     @property
     def row_counts(self) -> dict[str, int]:
         """Rows already written as row groups, per table (complete after :meth:`close`)."""
-        return {
-            ITEMS_TABLE: self._items.rows_written,
-            JOBS_TABLE: self._jobs.rows_written,
-        }
+        counts = {ITEMS_TABLE: self._items.rows_written, JOBS_TABLE: self._jobs.rows_written}
+        if self._phi is not None:
+            counts[PHI_TABLE] = self._phi.rows_written
+        return counts
 
     def close(self) -> None:
         self._items.close()
         self._jobs.close()
+        if self._phi is not None:
+            self._phi.close()
 
     def __enter__(self) -> Self:
         return self

@@ -15,7 +15,7 @@ DAG_ID = "nightly_medical_transcription"
 NOTES = {
     "inbox/cardiology.wav": "Atrial fibrillation is rate controlled on metoprolol.",
     "inbox/clinic/asthma.flac": "Asthma is well controlled. Continue the albuterol inhaler.",
-    "inbox/gout.mp3": "Gout flare in the right big toe. Start colchicine today.",
+    "inbox/gout.mp3": "Gout flare in the right big toe for John Smith. Start colchicine today.",
 }
 
 
@@ -44,7 +44,7 @@ def test_dag_imports_cleanly_with_schedule_and_params():
     assert dag.catchup is False
     assert set(dag.params.keys()) == {
         "input_bucket", "input_prefix", "output_bucket", "table_prefix", "type", "specialty",
-        "vocabulary_name", "channel_identification", "max_files", "dry_run",
+        "vocabulary_name", "channel_identification", "identify_phi", "max_files", "dry_run",
     }  # fmt: skip
     assert dag.params.get_param("type").schema["enum"] == ["DICTATION", "CONVERSATION"]
     assert [t.task_id for t in dag.topological_sort()] == [
@@ -75,7 +75,12 @@ def test_nightly_run_end_to_end_and_rerun_is_a_no_op(stack, nightly, dictation):
         Bucket="dictations", Key="inbox/readme.txt", Body=b"not audio", ContentType="text/plain"
     )
     # Explicit dry_run: dag.test() keeps the params of an earlier call on the DAG object.
-    conf = {"input_bucket": "dictations", "output_bucket": "nightly-out", "dry_run": False}
+    conf = {
+        "input_bucket": "dictations",
+        "output_bucket": "nightly-out",
+        "identify_phi": True,
+        "dry_run": False,
+    }
     jobs_before = transcribe.list_medical_transcription_jobs(MaxResults=100)
 
     nightly.test(run_conf={**conf, "dry_run": True})
@@ -110,6 +115,12 @@ def test_nightly_run_end_to_end_and_rerun_is_a_no_op(stack, nightly, dictation):
     assert items[items.item_type == "punctuation"].start_time.isna().all()
     heard = " ".join(items.content).lower()
     assert "atrial fibrillation" in heard and "controlled" in heard
+    entities = read_table(s3, "nightly-out", "tables/phi_entities/")
+    assert entities.content.tolist() == ["John Smith"]
+    entity = entities.iloc[0]
+    job_items = items[items.job_name == entity.job_name].set_index("item_index")
+    named = job_items.loc[entity.first_item_index : entity.last_item_index]
+    assert " ".join(named.content) == "John Smith"
     sources = {o["Key"] for o in s3.list_objects_v2(Bucket="dictations")["Contents"]}
     assert sources == {*NOTES, "inbox/broken.wav", "inbox/readme.txt"}
 

@@ -136,7 +136,7 @@ def test_list_pages_filters_and_delete(stack, completed):
         ({"LanguageCode": "fr-FR"}, "BadRequestException", "en-US"),
         ({"Settings": {"ShowSpeakerLabels": True, "MaxSpeakerLabels": 2}}, "BadRequestException",
          "ShowSpeakerLabels"),
-        ({"ContentIdentificationType": "PHI"}, "BadRequestException", "ContentIdentificationType"),
+        ({"ContentIdentificationType": "PII"}, "BadRequestException", "enum value set"),
         ({"Settings": {"VocabularyName": "no-such-list"}}, "BadRequestException", "vocabulary"),
         ({"Media": {"MediaFileUri": "s3://bucket-only"}}, "BadRequestException", "S3 URI"),
         ({"Media": {"MediaFileUri": "ftp://inbox/x.wav"}}, "BadRequestException", "pattern"),

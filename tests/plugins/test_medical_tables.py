@@ -13,8 +13,11 @@ from medical_transcribe.tables import (
     ITEMS_TABLE,
     JOBS_SCHEMA,
     JOBS_TABLE,
+    PHI_SCHEMA,
+    PHI_TABLE,
     TranscriptTableWriter,
     frames,
+    phi_frame,
     upload_tables,
 )
 
@@ -219,3 +222,42 @@ def test_upload_tables_puts_one_object_per_table_and_run(aws, tmp_path):
     assert len(listed) == 2
     body = s3.get_object(Bucket="tables-bucket", Key=key)["Body"].read()
     assert pq.read_table(io.BytesIO(body)).num_rows == 4
+
+
+WITH_PHI = transcript(
+    [
+        word("Seen", "0.10", "0.40", "0.99"),
+        word("John", "0.50", "0.80", "0.98"),
+        word("Smith", "0.80", "1.20", "0.97"),
+        punctuation(","),
+        word("phone", "1.30", "1.60", "0.99"),
+        word("555-212-3456", "1.70", "3.10", "0.95"),
+        punctuation(),
+    ],
+    entities=[
+        {"content": "John Smith", "category": "PHI", "startTime": 0.5, "endTime": 1.2,
+         "confidence": 0.9},
+        {"content": "555-212-3456", "category": "PHI", "startTime": 1.7, "endTime": 3.1,
+         "confidence": 0.9},
+    ],
+)  # fmt: skip
+
+
+def test_phi_entities_point_at_the_items_they_cover():
+    entities = phi_frame([(job(), WITH_PHI), (FAILED, None), (job("visit-3"), DICTATION)], **RUN)
+    assert list(entities.columns) == PHI_SCHEMA.names
+    assert entities.job_name.tolist() == ["visit-1", "visit-1"]
+    assert entities[["first_item_index", "last_item_index"]].values.tolist() == [[1, 2], [5, 5]]
+    items, _ = frames([(job(), WITH_PHI)], **RUN)
+    redacted = items.content.copy()
+    for entity in entities.itertuples():
+        redacted[entity.first_item_index : entity.last_item_index + 1] = "[PHI]"
+    assert " ".join(redacted) == "Seen [PHI] [PHI] , phone [PHI] ."
+
+
+def test_writer_streams_the_phi_table_when_given_a_sink(tmp_path):
+    paths = [tmp_path / f"{table}.parquet" for table in (ITEMS_TABLE, JOBS_TABLE, PHI_TABLE)]
+    with TranscriptTableWriter(*paths, **RUN) as writer:
+        writer.write_all([(job(), WITH_PHI), (FAILED, None)])
+    assert writer.row_counts == {ITEMS_TABLE: 7, JOBS_TABLE: 2, PHI_TABLE: 2}
+    assert pq.read_schema(paths[2]).names == PHI_SCHEMA.names

@@ -1,0 +1,330 @@
+"""PHI identification over a finished transcript, offline, the way Transcribe Medical labels it.
+
+A transcript says numbers the way people speak them ("five five five, one two three four",
+"nineteen sixty two"), so every word is first put in a written form (digits, "@", ".") and
+the recognizers run over that text. Each match is mapped back to the items it covers, which
+give the entity its times. Names come from the US census lists shipped in the ``names``
+package; numbers, dates, addresses and identifiers from patterns with their spoken cues.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+TEENS = [
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
+TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+ORDINALS = {
+    "first": "1st", "second": "2nd", "third": "3rd", "fourth": "4th", "fifth": "5th",
+    "sixth": "6th", "seventh": "7th", "eighth": "8th", "ninth": "9th", "tenth": "10th",
+    "eleventh": "11th", "twelfth": "12th", "thirteenth": "13th", "fourteenth": "14th",
+    "fifteenth": "15th", "sixteenth": "16th", "seventeenth": "17th", "eighteenth": "18th",
+    "nineteenth": "19th", "twentieth": "20th", "thirtieth": "30th",
+}  # fmt: skip
+TOP_DOMAINS = {"com", "org", "net", "edu", "gov", "io", "us"}
+SPOKEN_SYMBOLS = {"dot": ".", "point": ".", "at": "@", "dash": "-", "hyphen": "-", "slash": "/"}
+
+MONTHS = (
+    "January|February|March|April|May|June|July|August|September|October|November|December"
+    "|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec"
+)
+TITLES = {"mr", "mrs", "ms", "miss", "dr", "doctor", "nurse", "patient"}
+#: Words that introduce a name: "my name is", "this is", "I'm".
+NAME_CUES = re.compile(r"\b(?:name is|named|name's|this is|I'm|I am|called|ask for)$", re.I)
+#: Capitalized words that are never names, whatever the census lists say.
+NOT_NAMES = {
+    "I", "I'm", "I've", "I'll", "OK", "Okay", "Yes", "No", "Hello", "Hi", "Thank", "Thanks",
+    "Good", "Well", "So", "And", "But", "The", "A", "An", "Doctor", "Dr", "Mr", "Mrs", "Ms",
+    "Miss", "Patient", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
+    "Sunday", "Street", "Avenue", "Road", "Hospital", "Clinic", "Center", "English",
+}  # fmt: skip
+FACILITY_WORDS = (
+    r"(?:Hospital|Medical Center|Health Center|Clinic|Infirmary|Medical Group|Health System"
+    r"|Memorial|Healthcare|Health)"
+)
+STREET_WORDS = (
+    r"(?:Street|St|Avenue|Ave|Road|Rd|Drive|Lane|Ln|Boulevard|Blvd|Court|Ct|Way|Place|Terrace"
+    r"|Parkway|Circle|Highway|Trail)"
+)
+US_STATES = (
+    "Alabama|Alaska|Arizona|Arkansas|California|Colorado|Connecticut|Delaware|Florida|Georgia"
+    "|Hawaii|Idaho|Illinois|Indiana|Iowa|Kansas|Kentucky|Louisiana|Maine|Maryland"
+    "|Massachusetts|Michigan|Minnesota|Mississippi|Missouri|Montana|Nebraska|Nevada"
+    "|New Hampshire|New Jersey|New Mexico|New York|North Carolina|North Dakota|Ohio|Oklahoma"
+    "|Oregon|Pennsylvania|Rhode Island|South Carolina|South Dakota|Tennessee|Texas|Utah"
+    "|Vermont|Virginia|Washington|West Virginia|Wisconsin|Wyoming"
+)
+
+
+def _run(low: int, high: int) -> str:
+    """``low`` to ``high`` digits, each pair maybe apart by a space, comma, dot or dash."""
+    return rf"\d(?:[ ,.-]{{0,2}}\d){{{low - 1},{high - 1}}}"
+
+
+def _digits(low: int, high: int) -> str:
+    """A run of digits that is a whole number of its own, not part of a longer one."""
+    return rf"(?<![\w.]){_run(low, high)}(?!\w)"
+
+
+_ID_VALUE = r"(?:[A-Z]{1,3}[ -]?)?\d(?:[ ,-]{0,2}(?:\d|[A-Z](?![a-z']))){3,}"
+_DAY = r"\d(?: ?\d)?(?:st|nd|rd|th)?"
+_YEAR = r"(?:1 ?9|2 ?0) ?\d ?\d"
+
+#: (pattern over the written-form text, confidence); group "phi" when only part is PHI.
+PATTERNS: list[tuple[re.Pattern[str], float]] = [
+    (re.compile(p, f), score)
+    for p, f, score in [
+        # Identifiers named by what they are: record, account, insurance, licence, plate.
+        (
+            r"(?i:\b(?:social security|SSN|medical record|MRN|record|account|policy|member|"
+            r"insurance|subscriber|license|licence|certificate|plate|VIN|vehicle identification"
+            r"|chart|ID|identification)(?: number| no\.?| #| ID)?(?: is| was| of)?[:,]?) "
+            rf"(?P<phi>{_ID_VALUE})",
+            0,
+            0.95,
+        ),
+        # Social security (9 digits), phone and fax numbers (7, 10 or 11), however said.
+        (_digits(9, 11), 0, 0.9),
+        (_digits(7, 7), 0, 0.85),
+        (r"\b[\w+-]+(?: ?\. ?[\w+-]+)* ?@ ?[\w-]+(?: ?\. ?[a-z0-9-]+)+", 0, 0.95),
+        (r"\b(?:https?://\S+|www ?\. ?[\w-]+(?: ?\. ?[a-z0-9-]+)+)", 0, 0.95),
+        (r"\b[\w-]+(?: ?\. ?[\w-]+)* ?\. ?(?:com|org|net|edu|gov|io|us)\b(?! ?@)", re.I, 0.9),
+        (r"(?<![\d.])\d{1,3}(?: ?\. ?\d{1,3}){3}(?![\d.])", 0, 0.95),
+        # Dates: "March 14th, 1962", "the 14th of March", "03/14/1962", "born in 1962".
+        (rf"\b(?:{MONTHS})\.?(?: (?:the )?{_DAY})?(?:,? (?:of )?{_YEAR})?(?=\W|$)", 0, 0.9),
+        (rf"\b{_DAY} of (?:{MONTHS})(?:,? {_YEAR})?", 0, 0.9),
+        (r"\b\d{1,2}[/-]\d{1,2}[/-]\d{2,4}\b", 0, 0.95),
+        (rf"\b(?:born|birth|birthday|DOB)(?: in| on| was| is)? (?P<phi>{_YEAR})\b", re.I, 0.9),
+        # Ages: "52-year-old", "age 52", "52 years of age".
+        (
+            r"(?<![\w.])(?P<phi>\d(?: ?\d){0,2})[ -]years?[ -]old|\bage(?:d| of)? (?P<phi2>\d\d?)\b"
+            r"|(?P<phi3>\d\d?) years of age",
+            re.I,
+            0.9,
+        ),
+        # Addresses: "twelve Oak Street", "Springfield, Illinois 62704", a zip code.
+        (rf"\b\d(?: ?\d){{0,5}}(?: [A-Z][a-z]+){{1,3}} {STREET_WORDS}\b\.?", 0, 0.9),
+        (rf"\b(?:[A-Z][a-z]+,? )?(?:{US_STATES})(?:,? {_run(5, 5)})?", 0, 0.8),
+        (rf"\bzip(?: code)?(?: is)? (?P<phi>{_run(5, 9)})", re.I, 0.95),
+        # Medical centers: "Saint Mary's Hospital", "Lakeside Medical Center".
+        (rf"\b(?:(?:St\.?|Saint|[A-Z][\w']+) ){{1,4}}{FACILITY_WORDS}\b", 0, 0.9),
+    ]
+]
+
+
+@dataclass(frozen=True)
+class Token:
+    """A pronunciation item: its words as said, as written for matching, and its times."""
+
+    content: str
+    written: str
+    start: float
+    end: float
+    sentence_start: bool
+
+
+def _spoken_numbers(words: list[str]) -> list[str]:
+    """Number words to digits, one token at a time ("twenty one" -> "2", "1")."""
+    lowered = [word.lower() for word in words]
+    written = []
+    for index, word in enumerate(lowered):
+        after = lowered[index + 1] if index + 1 < len(lowered) else ""
+        before = lowered[index - 1] if index else ""
+        if word in UNITS:
+            written.append(str(UNITS.index(word)))
+        elif word in TEENS:
+            written.append(str(10 + TEENS.index(word)))
+        elif word in TENS:
+            tens = str(2 + TENS.index(word))
+            written.append(tens if after in UNITS[1:] or after in ORDINALS else tens + "0")
+        elif word in ("oh", "o") and (_is_number(before) or _is_number(after)):
+            written.append("0")
+        elif word == "hundred" and _is_number(before):
+            written.append("00" if not _is_number(after) else "0" if after in UNITS else "")
+        elif word in ORDINALS:
+            written.append(ORDINALS[word])
+        elif word in SPOKEN_SYMBOLS and _symbol_context(lowered, index):
+            written.append(SPOKEN_SYMBOLS[word])
+        else:
+            written.append(words[index])
+    return written
+
+
+def _is_number(word: str) -> bool:
+    return word.isdigit() or word in UNITS or word in TEENS or word in TENS
+
+
+def _symbol_context(words: list[str], index: int) -> bool:
+    """The words "dot" and "at" are symbols only between digits or inside an address that ends in a
+    domain ("jane dot doe at gmail dot com", "www dot clinic dot org")."""
+    before = words[index - 1] if index else ""
+    after = words[index + 1] if index + 1 < len(words) else ""
+    if not (before and after):
+        return False
+    if _is_number(before) and _is_number(after):
+        return True
+    ahead = words[index + 1 : index + 6]
+    return before.isalnum() and after.isalnum() and any(w in TOP_DOMAINS for w in ahead)
+
+
+def tokens(items: list[dict[str, Any]]) -> list[Token]:
+    """The pronunciation items of a transcript, with their written forms."""
+    spoken: list[tuple[dict[str, Any], bool]] = []
+    marks: list[str] = []
+    sentence_start = True
+    for item in items:
+        content = item["alternatives"][0]["content"]
+        if item["type"] == "punctuation":
+            sentence_start = sentence_start or content in ".?!"
+            if marks:
+                marks[-1] += content
+            continue
+        spoken.append((item, sentence_start))
+        marks.append("")
+        sentence_start = False
+    # A mark stays on the written form, so no pattern runs across the end of a sentence.
+    written = [
+        form + mark
+        for form, mark in zip(
+            _spoken_numbers([item["alternatives"][0]["content"] for item, _ in spoken]),
+            marks,
+            strict=True,
+        )
+    ]
+    return [
+        Token(
+            item["alternatives"][0]["content"],
+            form,
+            float(item["start_time"]),
+            float(item["end_time"]),
+            starts,
+        )
+        for (item, starts), form in zip(spoken, written, strict=True)
+    ]
+
+
+@dataclass(frozen=True)
+class Entity:
+    first: int  #: index of the first token covered
+    last: int  #: index of the last token covered
+    confidence: float
+
+
+def _spans(text: str, offsets: list[int]) -> Iterator[Entity]:
+    """Every pattern match, as the range of tokens it touches."""
+    for pattern, score in PATTERNS:
+        for match in pattern.finditer(text):
+            group = next((g for g in ("phi", "phi2", "phi3") if match.groupdict().get(g)), 0)
+            start, end = match.span(group)
+            yield Entity(_token_at(offsets, start), _token_at(offsets, end - 1), score)
+
+
+def _token_at(offsets: list[int], char: int) -> int:
+    index = 0
+    while index + 1 < len(offsets) and offsets[index + 1] <= char:
+        index += 1
+    return index
+
+
+@cache
+def _census(name: str, top: int) -> frozenset[str]:
+    """The ``top`` most common names of one census list shipped by the ``names`` package."""
+    text = resources.files("names").joinpath(name).read_text()
+    return frozenset(line.split()[0].title() for line in text.splitlines()[:top])
+
+
+def _first_names() -> frozenset[str]:
+    return _census("dist.male.first", 1219) | _census("dist.female.first", 4275)
+
+
+def _last_names() -> frozenset[str]:
+    return _census("dist.all.last", 20000)
+
+
+def _is_capitalized(token: Token) -> bool:
+    word = token.content.removesuffix("'s").removesuffix("’s")
+    return word[:1].isupper() and word[1:].islower() and word not in NOT_NAMES
+
+
+def _names(found: list[Token]) -> Iterator[Entity]:
+    """People's names: capitalized words after a title or cue, or found in the census lists."""
+    firsts, lasts = _first_names(), _last_names()
+    index = 0
+    while index < len(found):
+        token = found[index]
+        # Any sentence starts with a capital: there a name must start with a first name.
+        if not _is_capitalized(token) or (token.sentence_start and token.content not in firsts):
+            index += 1
+            continue
+        end = index
+        while (
+            end - index < 2
+            and end + 1 < len(found)
+            and _is_capitalized(found[end + 1])
+            and not found[end + 1].sentence_start
+        ):
+            end += 1
+        words = [t.content.split("'")[0] for t in found[index : end + 1]]
+        before = found[index - 1].content.lower().rstrip(".") if index else ""
+        cue = " ".join(t.content for t in found[max(0, index - 3) : index])
+        known = sum(w in firsts or w in lasts for w in words)
+        score = 0.0
+        if before in TITLES or NAME_CUES.search(cue):
+            score = 0.95
+        elif words[0] in firsts and len(words) > 1 and known == len(words):
+            score = 0.9
+        elif known == len(words) and (not token.sentence_start or len(words) > 1):
+            score = 0.8
+        if score:
+            yield Entity(index, end, score)
+        index = end + 1
+
+
+def identify(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``results.entities`` for a transcript's items, in AWS's shape, in time order."""
+    found = tokens(items)
+    if not found:
+        return []
+    offsets: list[int] = []
+    text = ""
+    for token in found:
+        offsets.append(len(text))
+        text += token.written + " "
+    entities = sorted(
+        [*_spans(text, offsets), *_names(found)], key=lambda e: (e.first, -e.last, -e.confidence)
+    )
+    merged: list[Entity] = []
+    for entity in entities:
+        if merged and entity.first <= merged[-1].last:
+            last = merged[-1]
+            merged[-1] = Entity(
+                last.first, max(last.last, entity.last), max(last.confidence, entity.confidence)
+            )
+        else:
+            merged.append(entity)
+    return [
+        {
+            "content": " ".join(t.content for t in found[e.first : e.last + 1]),
+            "category": "PHI",
+            "startTime": found[e.first].start,
+            "endTime": found[e.last].end,
+            "confidence": e.confidence,
+        }
+        for e in merged
+    ]
