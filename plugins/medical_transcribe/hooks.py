@@ -130,6 +130,20 @@ class TranscribeMedicalHook(AwsBaseHook):
             "MedicalTranscriptionJob"
         ]
 
+    def job_names(self, status: str) -> set[str]:
+        """Names of every job in ``status``, page by page (ListMedicalTranscriptionJobs)."""
+        names: set[str] = set()
+        request: dict[str, Any] = {"Status": status, "MaxResults": 100}
+        while True:
+            page = self.conn.list_medical_transcription_jobs(**request)
+            names.update(
+                job["MedicalTranscriptionJobName"]
+                for job in page["MedicalTranscriptionJobSummaries"]
+            )
+            if not page.get("NextToken"):
+                return names
+            request["NextToken"] = page["NextToken"]
+
     def wait_for_job(self, name: str, waiter_delay: int, waiter_max_attempts: int) -> None:
         """Block until the job completes, logging its status; raise with FailureReason if it fails."""
         try:

@@ -42,9 +42,12 @@ def job_settings(vocabulary_name: str | None, channel_identification: bool) -> d
     return settings
 
 
+#: Where a job without OutputKey writes its transcript in the output bucket.
+TRANSCRIPT_PREFIX = "medical/"
+
+
 def transcript_key(job_name: str) -> str:
-    """Where a job without OutputKey writes its transcript in the output bucket."""
-    return f"medical/{job_name}.json"
+    return f"{TRANSCRIPT_PREFIX}{job_name}.json"
 
 
 def _is_audio(s3: S3Hook, bucket: str, key: str) -> bool:
@@ -81,9 +84,12 @@ def list_pending(
     Skipped: non-audio objects, objects whose transcript exists, and objects whose job
     failed on an earlier night (it is in that night's jobs table with its reason). A job
     still running is kept: the start task adopts it instead of starting a duplicate.
+    What exists is read with one listing of the transcripts and one of the failed jobs,
+    not a call per object: a night of tens of thousands of files would be throttled.
     """
     s3 = S3Hook(aws_conn_id=aws_conn_id)
-    transcribe = TranscribeMedicalHook(aws_conn_id=aws_conn_id)
+    transcribed = set(s3.list_keys(bucket_name=output_bucket, prefix=TRANSCRIPT_PREFIX))
+    failed = TranscribeMedicalHook(aws_conn_id=aws_conn_id).job_names(status="FAILED")
     content_identification = "PHI" if identify_phi else None
     identity = {"Type": job_type, "Specialty": specialty, **settings}
     if content_identification:
@@ -97,10 +103,9 @@ def list_pending(
                 log.info("skipping %s: not audio", key)
                 continue
             name = job_name_for(input_bucket, key, obj["ETag"], identity)
-            if s3.check_for_key(transcript_key(name), bucket_name=output_bucket):
+            if transcript_key(name) in transcribed:
                 continue
-            job = _existing_job(transcribe, name)
-            if job and job["TranscriptionJobStatus"] == "FAILED":
+            if name in failed:
                 log.info("skipping %s: its job %s failed earlier", key, name)
                 continue
             pending.append(

@@ -89,26 +89,3 @@ def test_killed_worker_job_is_taken_over_and_completes_once(stack, engine, dicta
     assert "pulmonary" in transcript_of(stack, job)["results"]["transcripts"][0]["transcript"]
     record = JobStore(f"sqlite:///{database}").get_job("crash-me")
     assert record is not None and record.attempts == 2
-
-
-def test_stale_worker_cannot_finish_a_job_taken_over(tmp_path):
-    store = JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
-    store.create_job("once", {"Media": {}}, now=0.0)
-    assert store.claim_job("worker-a", now=1.0, lease_seconds=5, max_attempts=3)
-    assert store.claim_job("worker-b", now=2.0, lease_seconds=5, max_attempts=3) is None
-    assert store.claim_job("worker-b", now=7.0, lease_seconds=5, max_attempts=3)
-    assert not store.finish_job("once", "worker-a", 8.0, status="COMPLETED")
-    assert store.finish_job("once", "worker-b", 9.0, status="COMPLETED")
-    assert not store.finish_job("once", "worker-b", 10.0, status="COMPLETED")
-    job = store.get_job("once")
-    assert job is not None and job.status == "COMPLETED" and job.completed_at == 9.0
-
-
-def test_job_that_keeps_killing_workers_fails_instead_of_looping(tmp_path):
-    store = JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
-    store.create_job("poison", {"Media": {}}, now=0.0)
-    for attempt in range(2):
-        assert store.claim_job(f"w{attempt}", now=10.0 * attempt, lease_seconds=5, max_attempts=2)
-    assert store.claim_job("w9", now=100.0, lease_seconds=5, max_attempts=2) is None
-    job = store.get_job("poison")
-    assert job is not None and job.status == "FAILED" and "2 times" in job.failure_reason

@@ -1,0 +1,67 @@
+"""Finding a night's pending audio takes listings, never a call per object."""
+
+from __future__ import annotations
+
+import collections
+
+import botocore.client
+import local_stack
+import pytest
+
+from medical_transcribe import pipeline
+from medical_transcribe.hooks import MedicalTranscriptionJobFailedError, TranscribeMedicalHook
+from medical_transcribe.naming import job_name_for
+
+IDENTITY = {"Type": "DICTATION", "Specialty": "PRIMARYCARE"}
+
+
+@pytest.fixture
+def calls(monkeypatch) -> collections.Counter[str]:
+    counted: collections.Counter[str] = collections.Counter()
+    original = botocore.client.BaseClient._make_api_call
+
+    def counting(self, operation, params):
+        counted[operation] += 1
+        return original(self, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", counting)
+    return counted
+
+
+def test_pending_skips_transcribed_and_failed_without_per_object_calls(stack, monkeypatch, calls):
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", local_stack.airflow_connection(stack.env))
+    s3, transcribe = stack.client("s3"), stack.client("transcribe")
+    for bucket in ("listing-in", "listing-out"):
+        s3.create_bucket(Bucket=bucket)
+    names = {}
+    for index in range(30):
+        key = f"night/{index:02d}.wav"
+        etag = s3.put_object(Bucket="listing-in", Key=key, Body=b"audio")["ETag"]
+        names[key] = job_name_for("listing-in", key, etag, IDENTITY)
+    s3.put_object(Bucket="listing-in", Key="night/notes.txt", Body=b"not audio")
+    transcribed = [f"night/{index:02d}.wav" for index in range(10)]
+    for key in transcribed:
+        s3.put_object(Bucket="listing-out", Key=pipeline.transcript_key(names[key]), Body=b"{}")
+    failed = ["night/10.wav", "night/11.wav"]
+    for key in failed:  # audio the engine cannot decode: the job fails
+        transcribe.start_medical_transcription_job(
+            MedicalTranscriptionJobName=names[key], LanguageCode="en-US",
+            Media={"MediaFileUri": f"s3://listing-in/{key}"}, OutputBucketName="listing-out",
+            Specialty="PRIMARYCARE", Type="DICTATION",
+        )  # fmt: skip
+        with pytest.raises(MedicalTranscriptionJobFailedError):
+            TranscribeMedicalHook(aws_conn_id="aws_default").wait_for_job(names[key], 1, 120)
+    calls.clear()
+
+    pending = pipeline.list_pending(
+        aws_conn_id="aws_default", input_bucket="listing-in", input_prefix="night/",
+        output_bucket="listing-out", job_type="DICTATION", specialty="PRIMARYCARE",
+        settings={}, max_files=100,
+    )  # fmt: skip
+
+    expected = sorted(set(names) - set(transcribed) - set(failed))
+    assert sorted(d["media_file_uri"].removeprefix("s3://listing-in/") for d in pending) == expected
+    assert [d["job_name"] for d in pending] == [names[key] for key in expected]
+    # One listing of the inbox, one of the transcripts, one of the failed jobs; a HEAD only
+    # for the object whose name does not say it is audio.
+    assert dict(calls) == {"ListObjectsV2": 2, "ListMedicalTranscriptionJobs": 1, "HeadObject": 1}

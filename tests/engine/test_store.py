@@ -1,0 +1,164 @@
+"""The job store's claiming rules, on SQLite and on a real PostgreSQL server.
+
+PostgreSQL is Debian's, started here on a free loopback port (``cluster.postgres``). There
+claims take ``FOR UPDATE SKIP LOCKED``: workers on many hosts never take the same job and
+never queue behind a job another worker is claiming.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import local_stack
+import pytest
+import sqlalchemy as sa
+
+from cluster.postgres import Server, own, shut_down
+from medscribe.store import DuplicateName, JobStore, jobs
+
+
+class RunningPostgres:
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="medscribe-pg-"))
+        own(self.folder)
+        self.server = Server(self.folder / "data", self.folder / "run", local_stack.free_port())
+        self.password = secrets.token_hex(16)
+        self.server.initdb("medscribe", self.password)
+        self.process: subprocess.Popen | None = None
+        self.databases = 0
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            self.server.command(listen="127.0.0.1"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        local_stack.wait_until(self.ready, "PostgreSQL", 60, self.process)
+
+    def ready(self) -> bool:
+        check = ["pg_isready", "-q", "-h", "127.0.0.1", "-p", str(self.server.port)]
+        return subprocess.run(check).returncode == 0
+
+    def stop(self) -> None:
+        assert self.process is not None
+        shut_down(self.process.pid)
+        self.process.wait()
+
+    def new_database(self) -> str:
+        """A URL of an empty database, so each test starts clean."""
+        self.databases += 1
+        name = f"jobs{self.databases}"
+        self.server.psql("medscribe", "postgres", f"CREATE DATABASE {name}")
+        return (
+            f"postgresql+psycopg2://medscribe:{self.password}@127.0.0.1:{self.server.port}/{name}"
+        )
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[RunningPostgres]:
+    running = RunningPostgres()
+    running.start()
+    yield running
+    running.stop()
+    shutil.rmtree(running.folder, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path) -> JobStore:
+    if request.param == "sqlite":
+        return JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
+    return JobStore(request.getfixturevalue("postgres").new_database())
+
+
+def test_stale_worker_cannot_finish_a_job_taken_over(store):
+    store.create_job("once", {"Media": {}}, now=0.0)
+    assert store.claim_job("worker-a", now=1.0, lease_seconds=5, max_attempts=3)
+    assert store.claim_job("worker-b", now=2.0, lease_seconds=5, max_attempts=3) is None
+    assert store.claim_job("worker-b", now=7.0, lease_seconds=5, max_attempts=3)
+    assert not store.finish_job("once", "worker-a", 8.0, status="COMPLETED")
+    assert store.finish_job("once", "worker-b", 9.0, status="COMPLETED")
+    assert not store.finish_job("once", "worker-b", 10.0, status="COMPLETED")
+    job = store.get_job("once")
+    assert job is not None and job.status == "COMPLETED" and job.completed_at == 9.0
+    assert job.attempts == 2
+
+
+def test_job_that_keeps_killing_workers_fails_instead_of_looping(store):
+    store.create_job("poison", {"Media": {}}, now=0.0)
+    for attempt in range(2):
+        assert store.claim_job(f"w{attempt}", now=10.0 * attempt, lease_seconds=5, max_attempts=2)
+    assert store.claim_job("w9", now=100.0, lease_seconds=5, max_attempts=2) is None
+    job = store.get_job("poison")
+    assert job is not None and job.status == "FAILED" and "2 times" in job.failure_reason
+
+
+def test_claims_go_oldest_first_and_names_are_unique(store):
+    for index, name in enumerate(["b-first", "a-second", "c-third"]):
+        store.create_job(name, {"Media": {}}, now=float(index))
+    with pytest.raises(DuplicateName):
+        store.create_job("a-second", {"Media": {}}, now=9.0)
+    claimed = [store.claim_job("w", now=10.0, lease_seconds=5, max_attempts=3) for _ in range(4)]
+    assert [job.name if job else None for job in claimed] == [
+        "b-first",
+        "a-second",
+        "c-third",
+        None,
+    ]
+    assert store.count_active() == 3
+
+
+def test_many_workers_claiming_at_once_never_share_a_job(store):
+    total = 60
+    for index in range(total):
+        store.create_job(f"job-{index:03d}", {"Media": {}}, now=float(index))
+    taken: dict[str, list[str]] = {}
+    lock = threading.Lock()
+
+    def drain(worker: str) -> None:
+        while job := store.claim_job(worker, now=time.time(), lease_seconds=60, max_attempts=3):
+            with lock:
+                taken.setdefault(job.name, []).append(worker)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(drain, [f"worker-{n}" for n in range(8)]))
+    assert sorted(taken) == [f"job-{index:03d}" for index in range(total)]
+    assert all(len(holders) == 1 for holders in taken.values()), taken
+
+
+def test_a_job_being_claimed_elsewhere_is_skipped_not_waited_for(postgres):
+    """SKIP LOCKED: a row another transaction holds is passed over at once."""
+    store = JobStore(postgres.new_database())
+    store.create_job("held", {"Media": {}}, now=0.0)
+    store.create_job("free", {"Media": {}}, now=1.0)
+    with store.engine.connect() as other:
+        other.execute(sa.select(jobs.c.name).where(jobs.c.name == "held").with_for_update())
+        started = time.monotonic()
+        job = store.claim_job("w", now=2.0, lease_seconds=5, max_attempts=3)
+        waited = time.monotonic() - started
+        other.rollback()
+    assert job is not None and job.name == "free"
+    assert waited < 5, f"the claim waited {waited:.1f}s behind a locked row"
+    assert store.claim_job("w", now=3.0, lease_seconds=5, max_attempts=3).name == "held"
+
+
+def test_store_reconnects_after_postgresql_restarts(postgres):
+    store = JobStore(postgres.new_database())
+    store.create_job("before", {"Media": {}}, now=0.0)
+    postgres.stop()
+    postgres.start()
+    store.create_job("after", {"Media": {}}, now=1.0)
+    assert {
+        job.name for job in store.list_jobs(status=None, name_contains=None, offset=0, limit=9)
+    } == {
+        "before",
+        "after",
+    }
