@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import threading
 from dataclasses import replace
 
 from .config import EngineConfig
-from .service import LOG_FORMAT, Supervisor, serve_api
+from .service import LOG_FORMAT, Supervisor, serve_api, stop_on_signals
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,8 +39,7 @@ def main(argv: list[str] | None = None) -> None:
         supervisor = Supervisor(config, args.workers)
         supervisor.start()
         stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        stop_on_signals(stop)
         stop.wait()
         supervisor.stop()
         return

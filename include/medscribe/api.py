@@ -12,14 +12,35 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .auth import verify_signature
+from .auth import authorize, verify_signature
 from .backend import TranscribeBackend
 from .protocol import CONTENT_TYPE, ServiceError, operation_for, parse_request, serialize_response
 
 log = logging.getLogger(__name__)
 
+#: The largest request the model allows (tags, URIs, names) is a few kB.
+MAX_BODY_BYTES = 1 << 20
 
-def _method_name(operation: str) -> str:
+
+async def _read_body(request: Request) -> bytes:
+    """The body, refused past MAX_BODY_BYTES whether declared or streamed."""
+    too_large = ServiceError(
+        "RequestEntityTooLargeException",
+        f"The request body is larger than {MAX_BODY_BYTES} bytes.",
+        413,
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise too_large
+    return bytes(body)
+
+
+def method_name(operation: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
 
 
@@ -27,21 +48,23 @@ def create_app(backend: TranscribeBackend) -> Starlette:
     config = backend.config
 
     async def handle(request: Request) -> Response:
-        body = await request.body()
         name = "-"
         try:
             headers = {key.lower(): value for key, value in request.headers.items()}
+            authorization = authorize(
+                headers=headers, secrets=config.access_keys, region=config.region
+            )
+            body = await _read_body(request)
             verify_signature(
+                authorization,
                 method=request.method,
                 url=str(request.url),
                 headers=headers,
                 body=body,
-                secrets=config.access_keys,
-                region=config.region,
             )
             operation = operation_for(headers.get("x-amz-target"))
             name = operation.name
-            handler = getattr(backend, _method_name(name), None)
+            handler = getattr(backend, method_name(name), None)
             if handler is None:
                 raise ServiceError(
                     "UnknownOperationException", f"{name} is not supported by this engine."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 
 import av
@@ -55,11 +56,25 @@ def _detect(container: av.container.InputContainer) -> tuple[str, int, int]:
     return media_format, stream.codec_context.sample_rate, stream.codec_context.channels
 
 
-def load(data: bytes, *, split_channels: bool = False) -> Media:
-    """Probe and decode; ``split_channels`` keeps the two channels of stereo audio apart."""
+def _too_long(seconds: float, max_seconds: float) -> MediaError:
+    return MediaError(
+        f"The media file lasts {seconds:.0f} seconds, longer than the {max_seconds:.0f} "
+        "seconds a job may last. Split it and try again."
+    )
+
+
+def load(data: bytes, *, split_channels: bool = False, max_seconds: float = math.inf) -> Media:
+    """Probe and decode; ``split_channels`` keeps the two channels of stereo audio apart.
+
+    Media longer than ``max_seconds`` is refused from its header when the container states a
+    duration, before anything is decoded.
+    """
     try:
         with av.open(io.BytesIO(data), mode="r") as container:
             media_format, sample_rate, channels = _detect(container)
+            stated = (container.duration or 0) / av.time_base
+        if stated > max_seconds:
+            raise _too_long(stated, max_seconds)
         split = split_channels and channels == 2
         decoded = decode_audio(io.BytesIO(data), sampling_rate=SAMPLE_RATE, split_stereo=split)
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
@@ -70,4 +85,6 @@ def load(data: bytes, *, split_channels: bool = False) -> Media:
     duration = len(tracks[0]) / SAMPLE_RATE
     if duration == 0:
         raise MediaError("The media file contains no audio.")
+    if duration > max_seconds:
+        raise _too_long(duration, max_seconds)
     return Media(media_format, sample_rate, channels, duration, tracks)

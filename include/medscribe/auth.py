@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
@@ -26,19 +27,33 @@ def _refuse(code: str, message: str) -> ServiceError:
     return ServiceError(code, message, status=403)
 
 
-def verify_signature(
+#: What a signature must cover: the operation (X-Amz-Target) too, so a captured request
+#: cannot be replayed as another operation.
+REQUIRED_SIGNED = ("host", "x-amz-date", "x-amz-target")
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """A request's credentials, checked as far as its headers allow (the body comes later)."""
+
+    access_key: str
+    secret: str
+    region: str
+    stamp: str
+    signed_headers: tuple[str, ...]
+    signature: str
+
+
+def authorize(
     *,
-    method: str,
-    url: str,
     headers: Mapping[str, str],
-    body: bytes,
     secrets: Mapping[str, str],
     region: str,
     now: datetime | None = None,
-) -> str:
-    """Return the caller's access key id if the request is signed by a known key pair.
+) -> Authorization:
+    """Check everything but the signature itself, so no stranger's body is ever read.
 
-    ``headers`` must be lower-cased; ``url`` is the URL as the client addressed it.
+    ``headers`` must be lower-cased.
     """
     authorization = headers.get("authorization")
     if not authorization:
@@ -77,21 +92,44 @@ def verify_signature(
             f"{(now - MAX_CLOCK_SKEW).strftime(SIGV4_TIMESTAMP)} "
             f"({now.strftime(SIGV4_TIMESTAMP)} - 15 min.)",
         )
-    signed = parsed["headers"].split(";")
-    if "host" not in signed or any(name not in headers for name in signed):
-        raise _refuse("InvalidSignatureException", "Signed headers must include host and exist.")
+    signed = tuple(parsed["headers"].split(";"))
+    if any(name not in signed for name in REQUIRED_SIGNED) or any(
+        name not in headers for name in signed
+    ):
+        raise _refuse(
+            "InvalidSignatureException",
+            f"The signed headers must include {', '.join(REQUIRED_SIGNED)}, and each must "
+            "be present.",
+        )
+    return Authorization(access_key, secret, region, stamp, signed, parsed["signature"])
+
+
+def verify_signature(
+    authorization: Authorization,
+    *,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> str:
+    """Return the caller's access key id if the signature matches the request as received.
+
+    ``url`` is the URL as the client addressed it.
+    """
+    signed = authorization.signed_headers
     request = AWSRequest(
         method=method, url=url, headers={name: headers[name] for name in signed}, data=body
     )
-    request.context["timestamp"] = stamp
-    signer = SigV4Auth(Credentials(access_key, secret), SIGNING_NAME, region)
+    request.context["timestamp"] = authorization.stamp
+    credentials = Credentials(authorization.access_key, authorization.secret)
+    signer = SigV4Auth(credentials, SIGNING_NAME, authorization.region)
     expected = signer.signature(
         signer.string_to_sign(request, signer.canonical_request(request)), request
     )
-    if not hmac.compare_digest(expected, parsed["signature"]):
+    if not hmac.compare_digest(expected, authorization.signature):
         raise _refuse(
             "InvalidSignatureException",
             "The request signature we calculated does not match the signature you provided. "
             "Check your AWS Secret Access Key and signing method.",
         )
-    return access_key
+    return authorization.access_key

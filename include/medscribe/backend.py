@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -15,8 +16,8 @@ from typing import Any
 
 from .config import EngineConfig
 from .protocol import bad_request, conflict, limit_exceeded, not_found
-from .s3 import split_uri
-from .store import DuplicateName, Job, JobStore, Vocabulary
+from .s3 import output_key, parse_uri
+from .store import DuplicateName, Job, JobStore, QueueFull, Vocabulary
 
 DEFAULT_PAGE_SIZE = 5
 SUPPORTED_LANGUAGE = "en-US"
@@ -47,12 +48,13 @@ def _time(epoch: float | None) -> datetime | None:
 def _page(params: dict[str, Any]) -> tuple[int, int]:
     token = params.get("NextToken")
     try:
-        offset = int(base64.urlsafe_b64decode(token.encode()).decode()) if token else 0
-    except (ValueError, binascii.Error) as exc:
-        raise bad_request(
-            "The NextToken is not valid. Use the token a previous call returned."
-        ) from exc
-    return offset, params.get("MaxResults", DEFAULT_PAGE_SIZE)
+        offset = base64.urlsafe_b64decode(token.encode()).decode() if token else "0"
+    except (ValueError, binascii.Error):
+        offset = ""
+    # Only tokens this engine could have issued: a plain offset the database can hold.
+    if not re.fullmatch(r"[0-9]{1,9}", offset):
+        raise bad_request("The NextToken is not valid. Use the token a previous call returned.")
+    return int(offset), params.get("MaxResults", DEFAULT_PAGE_SIZE)
 
 
 def _next_token(offset: int, limit: int, rows: list[Any]) -> str | None:
@@ -83,17 +85,18 @@ class TranscribeBackend:
                     f"The vocabulary {vocabulary_name} is {vocabulary.state}; "
                     "only a READY vocabulary can be used."
                 )
-        if self.store.count_active() >= self.config.max_active_jobs:
-            raise limit_exceeded(
-                f"You have {self.config.max_active_jobs} jobs queued or in progress, the limit "
-                "of this engine. Wait for some to finish and try again."
-            )
         name = params["MedicalTranscriptionJobName"]
+        limit = self.config.max_active_jobs
         try:
-            job = self.store.create_job(name, params, self.clock())
+            job = self.store.create_job(name, params, self.clock(), max_active=limit)
         except DuplicateName as exc:
             raise conflict(
                 "The requested job name already exists. Use a different job name."
+            ) from exc
+        except QueueFull as exc:
+            raise limit_exceeded(
+                f"You have {limit} jobs queued or in progress, the limit of this engine. "
+                "Wait for some to finish and try again."
             ) from exc
         return {"MedicalTranscriptionJob": self._describe(job)}
 
@@ -118,9 +121,13 @@ class TranscribeBackend:
         if not uri:
             raise bad_request("Media.MediaFileUri is required.")
         try:
-            split_uri(uri)
+            parse_uri(uri)
         except ValueError as exc:
-            raise bad_request(f"The media file URI {uri} is not a valid S3 URI.") from exc
+            raise bad_request(f"The media file URI {uri} is not a valid S3 URI: {exc}.") from exc
+        try:
+            output_key(params["MedicalTranscriptionJobName"], params.get("OutputKey"))
+        except ValueError as exc:
+            raise bad_request(f"The OutputKey can't be used: {exc}.") from exc
 
     def get_medical_transcription_job(self, params: dict[str, Any]) -> dict[str, Any]:
         job = self.store.get_job(params["MedicalTranscriptionJobName"])
@@ -221,9 +228,9 @@ class TranscribeBackend:
         if params["LanguageCode"] != SUPPORTED_LANGUAGE:
             raise bad_request(f"Medical vocabularies support only {SUPPORTED_LANGUAGE}.")
         try:
-            split_uri(params["VocabularyFileUri"])
+            parse_uri(params["VocabularyFileUri"])
         except ValueError as exc:
-            raise bad_request("VocabularyFileUri must name an S3 object.") from exc
+            raise bad_request(f"VocabularyFileUri must name an S3 object: {exc}.") from exc
 
     def get_medical_vocabulary(self, params: dict[str, Any]) -> dict[str, Any]:
         vocabulary = self.store.get_vocabulary(params["VocabularyName"])

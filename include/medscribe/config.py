@@ -39,6 +39,9 @@ class EngineConfig:
     poll_seconds: float = 0.5
     max_active_jobs: int = 1000
     max_attempts: int = 3
+    #: AWS's limits on one job's media: 2 GB and 4 hours.
+    max_media_bytes: int = 2 * 10**9
+    max_media_seconds: float = 4 * 3600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ, **overrides: object) -> EngineConfig:

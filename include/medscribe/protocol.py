@@ -64,6 +64,8 @@ def parse_request(operation: OperationModel, body: bytes) -> dict[str, Any]:
         params = json.loads(body or b"{}")
     except ValueError as exc:
         raise ServiceError("SerializationException", f"Malformed JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise ServiceError("SerializationException", "The JSON is nested too deeply.") from exc
     if not isinstance(params, dict):
         raise ServiceError("SerializationException", "The request body must be a JSON object")
     problems: list[str] = []
@@ -113,8 +115,12 @@ def _check_constraints(value: Any, shape: Shape, path: str, problems: list[str])
             fail(f"satisfy enum value set: [{', '.join(shape.enum)}]")
         if "pattern" in meta and not re.fullmatch(meta["pattern"], value):
             fail(f"satisfy regular expression pattern: {meta['pattern']}")
-    elif shape.type_name in ("integer", "long") and "max" in meta and value > meta["max"]:
-        fail(f"have value less than or equal to {meta['max']}")
+    elif shape.type_name in ("integer", "long"):
+        # JSON's true/false are Python ints, which botocore's validator lets through.
+        if isinstance(value, bool):
+            problems.append(f"Invalid type for parameter {path}, value: {value}, type: boolean")
+        elif "max" in meta and value > meta["max"]:
+            fail(f"have value less than or equal to {meta['max']}")
 
 
 def serialize_response(operation: OperationModel, result: dict[str, Any]) -> bytes:

@@ -21,12 +21,32 @@ log = logging.getLogger(__name__)
 LOG_FORMAT = "%(asctime)s %(name)s %(message)s"
 
 
+def stop_on_signals(stop: threading.Event) -> None:
+    """Set ``stop`` on SIGTERM or SIGINT, from a thread of its own.
+
+    A Python signal handler runs inside whatever the main thread was doing: setting the
+    event there waits for the event's lock if the interrupted code (a first handler, or a
+    wait on the event) holds it, forever. The wakeup fd is written by the C-level handler,
+    without any lock.
+    """
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: None)
+
+    def relay() -> None:
+        os.read(read, 1)
+        stop.set()
+
+    threading.Thread(target=relay, daemon=True).start()
+
+
 def run_worker(config: EngineConfig) -> None:
     """One worker process: load the model once, then claim jobs until SIGTERM."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop_on_signals(stop)
     threading.Thread(target=_stop_when_orphaned, args=(os.getppid(), stop), daemon=True).start()
     recognizer = Recognizer(
         config.model_dir,
@@ -89,4 +109,14 @@ def serve_api(config: EngineConfig, host: str, port: int) -> None:
             "(or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY); the engine is never open"
         )
     backend = TranscribeBackend(JobStore(config.database_url), config)
-    uvicorn.run(create_app(backend), host=host, port=port, log_level="info")
+    server = uvicorn.Config(create_app(backend), host=host, port=port, log_level="info")
+    logging.getLogger("uvicorn.access").addFilter(_without_query_string)
+    uvicorn.Server(server).run()
+
+
+def _without_query_string(record: logging.LogRecord) -> bool:
+    """Access log lines keep the path only: a presigned URL's query holds a key id and signature."""
+    if isinstance(record.args, tuple) and len(record.args) == 5:
+        client, method, path, version, status = record.args
+        record.args = (client, method, str(path).partition("?")[0], version, status)
+    return True

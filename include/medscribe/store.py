@@ -90,7 +90,13 @@ class DuplicateName(Exception):
     """A job or vocabulary of that name exists already."""
 
 
+class QueueFull(Exception):
+    """As many jobs as allowed are queued or in progress."""
+
+
 ACTIVE = ("QUEUED", "IN_PROGRESS")
+#: The PostgreSQL advisory lock that serializes conditional inserts (admission to the queue).
+ADMISSION_LOCK = 0x6D656473
 
 
 class JobStore:
@@ -108,10 +114,23 @@ class JobStore:
 
     # --- jobs -------------------------------------------------------------------------
 
-    def _insert(self, table: sa.Table, row: dict[str, Any]) -> None:
+    def _insert(
+        self, table: sa.Table, row: dict[str, Any], admit: sa.ColumnElement | None = None
+    ) -> bool:
+        """Insert ``row``; with ``admit``, only if that condition holds as it is inserted.
+
+        The condition is checked inside one INSERT ... SELECT, during which SQLite holds its
+        write lock; PostgreSQL's READ COMMITTED needs an explicit lock for the same effect.
+        """
+        statement = table.insert().values(**row)
+        if admit is not None:
+            values = sa.select(*(sa.literal(v, table.c[k].type) for k, v in row.items()))
+            statement = table.insert().from_select(list(row), values.where(admit))
         try:
             with self.engine.begin() as conn:
-                conn.execute(table.insert().values(**row))
+                if admit is not None and conn.dialect.name == "postgresql":
+                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(ADMISSION_LOCK)))
+                return conn.execute(statement).rowcount == 1
         except IntegrityError as exc:
             raise DuplicateName(row["name"]) from exc
 
@@ -138,19 +157,22 @@ class JobStore:
         with self.engine.connect() as conn:
             return list(conn.execute(query.offset(offset).limit(limit)).mappings())
 
-    def create_job(self, name: str, request: dict[str, Any], now: float) -> Job:
-        self._insert(
-            jobs,
-            {
-                "name": name,
-                "status": "QUEUED",
-                "request": json.dumps(request),
-                "created_at": now,
-                "attempts": 0,
-                "media_format": request.get("MediaFormat"),
-                "sample_rate": request.get("MediaSampleRateHertz"),
-            },
-        )
+    def create_job(
+        self, name: str, request: dict[str, Any], now: float, max_active: int | None = None
+    ) -> Job:
+        """Queue a job, unless ``max_active`` jobs are queued or in progress already."""
+        row = {
+            "name": name,
+            "status": "QUEUED",
+            "request": json.dumps(request),
+            "created_at": now,
+            "attempts": 0,
+            "media_format": request.get("MediaFormat"),
+            "sample_rate": request.get("MediaSampleRateHertz"),
+        }
+        active = sa.select(sa.func.count()).where(jobs.c.status.in_(ACTIVE)).scalar_subquery()
+        if not self._insert(jobs, row, None if max_active is None else active < max_active):
+            raise QueueFull(name)
         job = self.get_job(name)
         assert job is not None
         return job

@@ -22,12 +22,15 @@ from . import audio, phi, s3, transcript
 from .asr import Recognizer
 from .config import EngineConfig
 from .store import Job, JobStore, Vocabulary
-from .vocabulary import VocabularyError, default_phrases, parse_phrases
+from .vocabulary import MAX_FILE_BYTES, VocabularyError, default_phrases, parse_phrases
 
 log = logging.getLogger(__name__)
 
 MEDIA_UNREADABLE = (
     "The media file {uri} can't be read. Check that it exists and that the engine may read it."
+)
+VOCABULARY_UNREADABLE = (
+    "The vocabulary file {uri} can't be read. Check that it exists and that the engine may read it."
 )
 
 
@@ -86,15 +89,17 @@ class Worker:
 
     def transcribe(self, job: Job) -> dict[str, Any]:
         request = job.request
-        uri = request["Media"]["MediaFileUri"]
-        media = audio_of(self._read(uri), request)
+        bucket = request["OutputBucketName"]
+        key = s3.output_key(job.name, request.get("OutputKey"))
+        self._check_output_bucket(bucket)
+        media = audio_of(
+            self._read(request["Media"]["MediaFileUri"]), request, self.config.max_media_seconds
+        )
         phrases = self._phrases(request.get("Settings", {}).get("VocabularyName"))
         channels = [self.recognizer.transcribe(track, phrases) for track in media.tracks]
         document = transcript.build(job.name, self.config.account_id, channels, media.duration)
         if request.get("ContentIdentificationType") == "PHI":
             document["results"]["entities"] = phi.identify(document["results"]["items"])
-        bucket = request["OutputBucketName"]
-        key = output_key(job.name, request.get("OutputKey"))
         try:
             self.s3.put_object(
                 Bucket=bucket,
@@ -121,12 +126,29 @@ class Worker:
             "transcript_uri": s3.object_url(self.s3, bucket, key),
         }
 
-    def _read(self, uri: str) -> bytes:
-        bucket, key = s3.split_uri(uri)
+    def _check_output_bucket(self, bucket: str) -> None:
+        """Before any work: some S3 servers would create a mistyped bucket on the first write."""
         try:
-            return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            self.s3.head_bucket(Bucket=bucket)
+        except ClientError as exc:
+            raise JobFailed(
+                f"The output bucket {bucket} doesn't exist or the engine can't write to it. "
+                "Check OutputBucketName and the bucket's permissions."
+            ) from exc
+
+    def _read(self, uri: str) -> bytes:
+        """The media's bytes, refused unread when larger than the engine takes."""
+        try:
+            response = self.s3.get_object(**s3.parse_uri(uri).get_args())
         except ClientError as exc:
             raise JobFailed(MEDIA_UNREADABLE.format(uri=uri)) from exc
+        with response["Body"] as body:
+            if response["ContentLength"] > self.config.max_media_bytes:
+                raise JobFailed(
+                    f"The media file is {response['ContentLength']} bytes, larger than the "
+                    f"{self.config.max_media_bytes} bytes a job may be. Split it and try again."
+                )
+            return body.read()
 
     def _phrases(self, vocabulary_name: str | None) -> list[str]:
         """The job's vocabulary first (it wins the prompt budget), then the shipped default."""
@@ -141,32 +163,34 @@ class Worker:
         return list(dict.fromkeys(phrases))
 
     def settle_vocabulary(self, vocabulary: Vocabulary) -> None:
-        """Read a pending vocabulary's phrase file: READY with its phrases, or FAILED."""
+        """Read a pending vocabulary's phrase file: READY with its phrases, or FAILED.
+
+        Whatever goes wrong with one vocabulary fails that vocabulary, never the worker.
+        """
         try:
-            bucket, key = s3.split_uri(vocabulary.file_uri)
-            body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-            phrases = parse_phrases(body.decode("utf-8"))
-        except ClientError:
-            values = {
-                "state": "FAILED",
-                "failure_reason": MEDIA_UNREADABLE.format(uri=vocabulary.file_uri),
-            }
-        except (VocabularyError, UnicodeDecodeError) as exc:
-            values = {
-                "state": "FAILED",
-                "failure_reason": str(exc) or "The file is not UTF-8 text.",
-            }
+            location = s3.parse_uri(vocabulary.file_uri)
+            body = self.s3.get_object(**location.get_args())["Body"]
+            with body:  # one byte past the limit is enough to refuse an oversized file
+                phrases = parse_phrases(body.read(MAX_FILE_BYTES + 1).decode("utf-8"))
+        except VocabularyError as exc:
+            values = {"state": "FAILED", "failure_reason": str(exc)}
+        except UnicodeDecodeError:
+            values = {"state": "FAILED", "failure_reason": "The vocabulary file is not UTF-8 text."}
+        except Exception as exc:
+            log.warning("vocabulary %s unreadable: %s", vocabulary.name, type(exc).__name__)
+            reason = VOCABULARY_UNREADABLE.format(uri=vocabulary.file_uri)
+            values = {"state": "FAILED", "failure_reason": reason}
         else:
             values = {"state": "READY", "phrases": json.dumps(phrases), "failure_reason": None}
         self.store.settle_vocabulary(vocabulary, time.time(), **values)
         log.info("vocabulary %s %s", vocabulary.name, values["state"])
 
 
-def audio_of(data: bytes, request: dict[str, Any]) -> audio.Media:
+def audio_of(data: bytes, request: dict[str, Any], max_seconds: float) -> audio.Media:
     """Decode the media and hold it to what the request declared, as AWS does."""
     split = bool(request.get("Settings", {}).get("ChannelIdentification"))
     try:
-        media = audio.load(data, split_channels=split)
+        media = audio.load(data, split_channels=split, max_seconds=max_seconds)
     except audio.MediaError as exc:
         raise JobFailed(str(exc)) from exc
     declared_format = request.get("MediaFormat")
@@ -187,12 +211,3 @@ def audio_of(data: bytes, request: dict[str, Any]) -> audio.Media:
             f"{media.channels} channel(s)."
         )
     return media
-
-
-def output_key(job_name: str, requested: str | None) -> str:
-    """``OutputKey`` as AWS reads it: a key, or a folder when it ends in a slash."""
-    if not requested:
-        return f"medical/{job_name}.json"
-    if requested.endswith("/"):
-        return f"{requested}{job_name}.json"
-    return requested if requested.endswith(".json") else f"{requested}.json"
