@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from cluster.postgres import Server, own, shut_down
-from medscribe.store import DuplicateName, JobStore, jobs
+from medscribe.store import DuplicateName, JobStore, QueueFull, jobs
 
 
 class RunningPostgres:
@@ -162,3 +162,19 @@ def test_store_reconnects_after_postgresql_restarts(postgres):
         "before",
         "after",
     }
+
+
+def test_active_job_limit_holds_when_starts_race(store):
+    barrier = threading.Barrier(20)
+
+    def start(index: int) -> bool:
+        barrier.wait()
+        try:
+            store.create_job(f"race-{index}", {"Media": {}}, now=float(index), max_active=5)
+        except QueueFull:
+            return False
+        return True
+
+    with ThreadPoolExecutor(20) as pool:
+        admitted = sum(pool.map(start, range(20)))
+    assert admitted == 5 and store.count_active() == 5
