@@ -29,6 +29,7 @@ os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 import boto3
 import local_stack
 import pytest
+from bench.synthesize import speak_piper
 from botocore.client import BaseClient
 
 
@@ -89,6 +90,23 @@ def dictation(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
         key = (text, suffix, rate)
         if key not in made:
             made[key] = synthesize(text, folder / f"d{len(made)}{suffix}", rate=rate)
+        return made[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def natural_dictation(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """Synthesize a dictation once per text in Piper's natural neural voice (joe); a blank
+    line in the text is a pause of ``pause_s`` seconds."""
+    folder = tmp_path_factory.mktemp("natural")
+    made: dict[tuple[str, float], Path] = {}
+
+    def make(text: str, pause_s: float = 4.0) -> Path:
+        key = (text, pause_s)
+        if key not in made:
+            made[key] = folder / f"n{len(made)}.wav"
+            speak_piper("joe", text, made[key], pause_s=pause_s)
         return made[key]
 
     return make

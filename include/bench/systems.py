@@ -97,7 +97,7 @@ class WhisperSystem(System):
         terms = self.vocabulary
         if self.terms_by_file is not None:
             terms = list(self.terms_by_file[path.name])
-        words = self._recognizer.transcribe(load(path.read_bytes()).tracks[0], terms)
+        words = self._recognizer.transcribe(load(path.read_bytes()).tracks[0], terms).words
         return " ".join(word.text for word in words)
 
 

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
+from faster_whisper.transcribe import Segment
 
 from . import correction
 from .audio import SAMPLE_RATE
+from .coverage import Decoder, Gap, ensure_coverage, piecewise
 from .model import resolve_model
 from .words import Word
 
@@ -17,6 +22,8 @@ log = logging.getLogger(__name__)
 
 #: Whisper attends to at most 223 prompt tokens; leave room for the previous window's text.
 PROMPT_TOKEN_BUDGET = 120
+#: Temperatures of the sampling re-decode attempt (greedy decoding already failed there).
+REDECODE_SAMPLING = (0.4, 0.6, 0.8)
 
 
 def decode_options(beam_size: int) -> dict[str, Any]:
@@ -34,6 +41,35 @@ def decode_options(beam_size: int) -> dict[str, Any]:
         "batch_size": 8,
         "chunk_length": 15,
     }
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """The words of one track, and the speech that no decoding attempt turned into words."""
+
+    words: list[Word]
+    uncovered: list[Gap]
+
+    @property
+    def uncovered_seconds(self) -> float:
+        return sum(gap.speech_s for gap in self.uncovered)
+
+
+def timed_words(segments: Iterable[Segment], duration: float) -> list[Word]:
+    """faster-whisper's word pieces as words, none ending after the audio does."""
+    words: list[Word] = []
+    for segment in segments:
+        for word in segment.words or []:
+            start, end = min(word.start, duration), min(word.end, duration)
+            if words and not word.word.startswith(" "):
+                # Whisper splits "52-year-old" into tokens; AWS reports one item.
+                last = words[-1]
+                merged = last.text + word.word
+                confidence = min(last.confidence, word.probability)
+                words[-1] = Word(merged, last.start, max(last.end, end), confidence)
+            else:
+                words.append(Word(word.word.strip(), start, end, word.probability))
+    return [word for word in words if word.text]
 
 
 class Recognizer:
@@ -70,23 +106,44 @@ class Recognizer:
         )
         return ", ".join(kept) + "." if kept else None
 
-    def transcribe(self, samples: np.ndarray, phrases: list[str]) -> list[Word]:
+    def transcribe(self, samples: np.ndarray, phrases: list[str]) -> Recognition:
         """Decode steered by ``phrases``: those that fit go in the prompt (first come first),
-        and near-miss words are then snapped to any of them."""
+        then fill any stretch of speech left without words (see ``coverage``), and snap
+        near-miss words to a phrase."""
         segments, _ = self.pipeline.transcribe(
             samples, hotwords=self.prompt(phrases), **self.options
         )
-        words: list[Word] = []
-        duration = len(samples) / SAMPLE_RATE
-        for segment in segments:
-            for word in segment.words or []:
-                start, end = min(word.start, duration), min(word.end, duration)
-                if words and not word.word.startswith(" "):
-                    # Whisper splits "52-year-old" into tokens; AWS reports one item.
-                    last = words[-1]
-                    merged = last.text + word.word
-                    confidence = min(last.confidence, word.probability)
-                    words[-1] = Word(merged, last.start, max(last.end, end), confidence)
-                else:
-                    words.append(Word(word.word.strip(), start, end, word.probability))
-        return correction.snap([word for word in words if word.text], phrases)
+        first = timed_words(segments, len(samples) / SAMPLE_RATE)
+        words, uncovered = ensure_coverage(first, samples, self.redecoding)
+        if len(words) > len(first) or uncovered:
+            log.info(
+                "re-decoding added %d words; %.1f s of speech in %d stretch(es) still uncovered",
+                len(words) - len(first),
+                sum(gap.speech_s for gap in uncovered),
+                len(uncovered),
+            )
+        return Recognition(correction.snap(words, phrases), uncovered)
+
+    @property
+    def redecoding(self) -> tuple[Decoder, ...]:
+        """Ever more conservative ways to decode a stretch the first pass left without words:
+        sequential and without the prompt, then sampling, then speech piece by piece."""
+        return (
+            self._decode,
+            partial(self._decode, temperature=REDECODE_SAMPLING),
+            piecewise(self._decode),
+        )
+
+    def _decode(self, samples: np.ndarray, **options: Any) -> list[Word]:
+        segments, _ = self.model.transcribe(
+            samples,
+            language="en",
+            beam_size=self.options["beam_size"],
+            word_timestamps=True,
+            vad_filter=False,
+            condition_on_previous_text=False,
+            # Voice activity detection heard speech here: never discard it as silence.
+            no_speech_threshold=None,
+            **options,
+        )
+        return timed_words(segments, len(samples) / SAMPLE_RATE)

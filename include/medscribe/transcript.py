@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .coverage import Gap
 from .words import Word
 
 #: Marks AWS reports as items of their own; any other symbol around a word is dropped.
@@ -54,10 +55,32 @@ def transcript_text(items: list[dict[str, Any]]) -> str:
     return " ".join(parts)
 
 
+def uncovered_speech(uncovered: list[list[Gap]]) -> dict[str, Any]:
+    """The engine's own addition to ``results`` (AWS has no such fields; clients ignore them):
+    how much speech no decoding attempt turned into words, and where (channel labels when
+    there are several channels)."""
+    segments = [
+        {
+            "start_time": _seconds(gap.span.start),
+            "end_time": _seconds(gap.span.end),
+            **({"channel_label": f"ch_{index}"} if len(uncovered) > 1 else {}),
+        }
+        for index, gaps in enumerate(uncovered)
+        for gap in gaps
+    ]
+    seconds = sum(gap.speech_s for gaps in uncovered for gap in gaps)
+    return {"uncovered_speech_seconds": round(seconds, 2), "uncovered_speech_segments": segments}
+
+
 def build(
-    job_name: str, account_id: str, channels: list[list[Word]], duration: float
+    job_name: str,
+    account_id: str,
+    channels: list[list[Word]],
+    duration: float,
+    uncovered: list[list[Gap]],
 ) -> dict[str, Any]:
-    """One channel: plain items. Several: items labelled ``ch_N`` and ``channel_labels``."""
+    """One channel: plain items. Several: items labelled ``ch_N`` and ``channel_labels``.
+    ``uncovered`` holds, per channel, the speech left without words."""
     per_channel = [channel_items(words, duration) for words in channels]
     results: dict[str, Any] = {}
     if len(per_channel) == 1:
@@ -77,6 +100,7 @@ def build(
         items = _interleave(labelled)
     results["transcripts"] = [{"transcript": transcript_text(items)}]
     results["items"] = items
+    results.update(uncovered_speech(uncovered))
     return {"jobName": job_name, "accountId": account_id, "results": results, "status": "COMPLETED"}
 
 

@@ -97,7 +97,13 @@ class Worker:
         )
         phrases = self._phrases(request.get("Settings", {}).get("VocabularyName"))
         channels = [self.recognizer.transcribe(track, phrases) for track in media.tracks]
-        document = transcript.build(job.name, self.config.account_id, channels, media.duration)
+        document = transcript.build(
+            job.name,
+            self.config.account_id,
+            [channel.words for channel in channels],
+            media.duration,
+            [channel.uncovered for channel in channels],
+        )
         if request.get("ContentIdentificationType") == "PHI":
             document["results"]["entities"] = phi.identify(document["results"]["items"])
         try:
@@ -112,12 +118,15 @@ class Worker:
                 f"The transcript couldn't be written to s3://{bucket}/{key}: "
                 f"{exc.response['Error'].get('Code', 'error')}."
             ) from exc
-        log.info(
-            "job %s: %.1fs of audio, %d channel(s), %d items",
+        uncovered = document["results"]["uncovered_speech_seconds"]
+        log.log(
+            logging.WARNING if uncovered else logging.INFO,
+            "job %s: %.1fs of audio, %d channel(s), %d items, %.1fs of speech uncovered",
             job.name,
             media.duration,
             len(channels),
             len(document["results"]["items"]),
+            uncovered,
         )
         return {
             "status": "COMPLETED",

@@ -57,6 +57,7 @@ JOBS_SCHEMA = pa.schema(
         pa.field("mean_confidence", pa.float64()),
         pa.field("min_confidence", pa.float64()),
         pa.field("low_confidence_words", pa.int64()),
+        pa.field("uncovered_speech_seconds", pa.float64()),
         pa.field("creation_time", _UTC_TIMESTAMP),
         pa.field("start_time", _UTC_TIMESTAMP),
         pa.field("completion_time", _UTC_TIMESTAMP),
@@ -230,6 +231,10 @@ def _job_record(
         "min_confidence": min(confidences, default=None),
         "low_confidence_words": (
             sum(c < low_confidence_threshold for c in confidences) if has_transcript else None
+        ),
+        # Our engine's figure for speech left without words; AWS reports none (null).
+        "uncovered_speech_seconds": _float(
+            ((transcript or {}).get("results") or {}).get("uncovered_speech_seconds")
         ),
         "creation_time": _utc(job.get("CreationTime")),
         "start_time": _utc(job.get("StartTime")),

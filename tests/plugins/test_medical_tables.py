@@ -110,6 +110,14 @@ def test_job_summary_statistics():
     assert row["transcript_uri"] == "s3://out/medical/visit-1.json"
 
 
+def test_uncovered_speech_comes_from_the_engine_and_is_null_for_aws():
+    engine = transcript(DICTATION["results"]["items"], uncovered_speech_seconds=2.4)
+    _, jobs = frames([(job(), engine), (job("visit-3"), DICTATION), (FAILED, None)], **RUN)
+    assert jobs["uncovered_speech_seconds"].dtype == "float64"
+    assert jobs.iloc[0]["uncovered_speech_seconds"] == 2.4
+    assert jobs.iloc[1:]["uncovered_speech_seconds"].isna().all()
+
+
 def test_threshold_is_a_parameter():
     _, jobs = frames([(job(), DICTATION)], **RUN, low_confidence_threshold=0.95)
     assert jobs.iloc[0]["low_confidence_words"] == 2

@@ -1,0 +1,138 @@
+"""The coverage guarantee: every stretch of speech ends up covered by words, or is counted.
+
+Whisper can end a window early (a prompt makes that likelier) or return nothing for a
+chunk of speech; the transcript then reads well and silently lacks a sentence. So after
+decoding, voice activity detection marks where speech is, and every gap between two
+consecutive words (and before the first, after the last) that still holds speech is
+decoded again on its own, by ever more conservative attempts. Speech that no attempt
+turns into words is returned, so that it is reported rather than hidden.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+from .audio import SAMPLE_RATE
+from .words import Word
+
+#: Word timings are approximate: speech this close to a word counts as that word's.
+SLACK_S = 0.25
+#: A gap holding at least this much speech is missing words (a short word takes ~0.25 s).
+MIN_SPEECH_S = 0.5
+#: Audio kept around the speech of a gap when it is decoded again, inside the gap.
+PAD_S = 0.3
+#: Voice activity settings tighter than the decoder's: short pauses split speech, little padding.
+SPEECH = VadOptions(min_silence_duration_ms=250, speech_pad_ms=60)
+
+#: Decodes one stretch of samples into words timed from its own start.
+Decoder = Callable[[np.ndarray], list[Word]]
+
+
+@dataclass(frozen=True)
+class Span:
+    start: float
+    end: float
+
+    @property
+    def seconds(self) -> float:
+        return max(0.0, self.end - self.start)
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A stretch between words that holds speech: ``span`` to decode, ``speech_s`` of speech
+    inside it; words found there go before ``words[index]``."""
+
+    span: Span
+    speech_s: float
+    index: int
+
+
+def speech_spans(samples: np.ndarray) -> list[Span]:
+    """Where voice activity detection hears speech, in seconds."""
+    return [
+        Span(float(stamp["start"]) / SAMPLE_RATE, float(stamp["end"]) / SAMPLE_RATE)
+        for stamp in get_speech_timestamps(samples, SPEECH)
+    ]
+
+
+def gaps(words: Sequence[Word], speech: Sequence[Span], duration: float) -> list[Gap]:
+    """The stretches between consecutive words (and the file's edges) with speech in them.
+
+    Each gap is trimmed to its speech plus ``PAD_S``, never reaching into the words around it.
+    """
+    found = []
+    covered_until = 0.0  # the latest end of any word so far: times may overlap
+    for index in range(len(words) + 1):
+        after_word = index > 0
+        before_word = index < len(words)
+        if after_word:
+            covered_until = max(covered_until, words[index - 1].end)
+        bounds = Span(covered_until, words[index].start if before_word else duration)
+        inner = Span(bounds.start + SLACK_S * after_word, bounds.end - SLACK_S * before_word)
+        heard = [
+            piece
+            for s in speech
+            if (piece := Span(max(s.start, inner.start), min(s.end, inner.end))).seconds > 0
+        ]
+        speech_s = sum(piece.seconds for piece in heard)
+        if speech_s >= MIN_SPEECH_S:
+            span = Span(
+                max(bounds.start, heard[0].start - PAD_S), min(bounds.end, heard[-1].end + PAD_S)
+            )
+            found.append(Gap(span, speech_s, index))
+    return found
+
+
+def _placed(words: list[Word], span: Span) -> list[Word]:
+    """Words decoded from ``span``'s samples, moved onto the file's clock and kept inside it."""
+    placed = []
+    for word in words:
+        start = min(span.start + word.start, span.end)
+        end = min(max(span.start + word.end, start), span.end)
+        placed.append(Word(word.text, start, end, word.confidence))
+    return placed
+
+
+def _samples(samples: np.ndarray, span: Span) -> np.ndarray:
+    return samples[int(span.start * SAMPLE_RATE) : int(span.end * SAMPLE_RATE)]
+
+
+def ensure_coverage(
+    words: list[Word], samples: np.ndarray, attempts: Sequence[Decoder]
+) -> tuple[list[Word], list[Gap]]:
+    """Fill every gap that holds speech with words from the first attempt that finds any.
+
+    Returns all words in time order and the gaps no attempt could fill.
+    """
+    duration = len(samples) / SAMPLE_RATE
+    speech = speech_spans(samples)
+    for decode in attempts:
+        missing = gaps(words, speech, duration)
+        if not missing:
+            break
+        for gap in reversed(missing):  # from the end, so earlier indexes stay valid
+            found = _placed(decode(_samples(samples, gap.span)), gap.span)
+            words = words[: gap.index] + found + words[gap.index :]
+    return words, gaps(words, speech, duration)
+
+
+def piecewise(decode: Decoder) -> Decoder:
+    """``decode`` applied to each stretch of speech on its own: shorter windows give the
+    model less room to stop early."""
+
+    def decode_pieces(samples: np.ndarray) -> list[Word]:
+        duration = len(samples) / SAMPLE_RATE
+        words: list[Word] = []
+        start = 0.0
+        for piece in speech_spans(samples):
+            span = Span(max(start, piece.start - PAD_S), min(duration, piece.end + PAD_S))
+            words += _placed(decode(_samples(samples, span)), span)
+            start = span.end
+        return words
+
+    return decode_pieces

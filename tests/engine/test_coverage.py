@@ -1,0 +1,132 @@
+"""The coverage guarantee: speech that decoding left without words is decoded again, or counted.
+
+The gap check is tested on constructed timings; the re-decoding on real speech in a natural
+neural voice with the real model; the whole guarantee through the engine's API.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from bench.metrics import normalize
+from test_jobs import start, transcript_of, upload, wait
+
+from medscribe import audio
+from medscribe.asr import Recognizer
+from medscribe.coverage import Span, ensure_coverage, gaps
+from medscribe.words import Word
+
+# The first engine dropped this last sentence: batched chunks under a vocabulary prompt.
+DOSE_CHANGE = (
+    "Follow-up for a fifty-two-year-old woman with Hashimoto thyroiditis and fatigue. "
+    "TSH today is nine point one, up from four point two in June, and free T4 is zero point "
+    "seven. Weight is stable and the thyroid is not enlarged. She takes her tablet with "
+    "coffee, so she was told to take it alone on an empty stomach. "
+    "Increase levothyroxine to one hundred twelve micrograms daily."
+)
+AFTER_A_PAUSE = (
+    "Chest pain follow-up. The stress test was normal.\n\n"
+    "Start aspirin eighty-one milligrams daily and recheck lipids in six weeks."
+)
+
+
+def said(*texts: str, start: float, end: float) -> list[Word]:
+    """Words spread evenly over ``start``..``end``."""
+    step = (end - start) / len(texts)
+    return [
+        Word(text, start + i * step, start + (i + 1) * step, 0.9) for i, text in enumerate(texts)
+    ]
+
+
+def test_speech_without_words_between_words_is_a_gap():
+    speech = [Span(0.5, 3.0), Span(4.0, 7.0), Span(8.0, 9.5)]
+    words = said("one", "two", start=0.5, end=3.0) + said("three", start=8.0, end=9.5)
+    (gap,) = gaps(words, speech, duration=10.0)
+    assert gap.index == 2  # the words found there belong before "three"
+    assert gap.speech_s == pytest.approx(3.0)
+    assert 3.0 <= gap.span.start <= 4.0 and 7.0 <= gap.span.end <= 8.0
+
+
+def test_speech_after_the_last_word_is_a_gap():
+    speech = [Span(0.2, 4.0), Span(4.5, 6.0)]
+    (gap,) = gaps(said("one", "two", start=0.2, end=4.0), speech, duration=6.0)
+    assert gap.index == 2 and gap.span.end == 6.0
+    assert gap.speech_s == pytest.approx(1.5)
+
+
+def test_covered_speech_and_silence_are_no_gap():
+    speech = [Span(0.5, 3.0), Span(6.0, 9.0)]
+    # Word timings a little off the speech, and a long silence between the two stretches.
+    words = said("a", "b", "c", start=0.7, end=2.8) + said("d", "e", start=6.1, end=9.1)
+    assert gaps(words, speech, duration=12.0) == []
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> Recognizer:
+    return Recognizer(cpu_threads=2)
+
+
+def text_of(words: list[Word]) -> str:
+    return " ".join(word.text for word in words).lower()
+
+
+@pytest.fixture(scope="module")
+def dose_change(natural_dictation, recognizer):
+    """The dictation's samples, the words the recognizer finds in them, and where its last
+    sentence (the dose change) begins."""
+    samples = audio.load(natural_dictation(DOSE_CHANGE).read_bytes()).tracks[0]
+    words = recognizer.transcribe(samples, []).words
+    assert "112" in text_of(words)
+    cut = next(i for i, word in enumerate(words) if word.text.lower().startswith("increase"))
+    return samples, words, cut
+
+
+def test_a_lost_last_sentence_is_decoded_again(dose_change, recognizer):
+    samples, words, cut = dose_change
+    duration = len(samples) / audio.SAMPLE_RATE
+    # The omission the guarantee exists for: decoding stopped before the dose change.
+    restored, uncovered = ensure_coverage(words[:cut], samples, recognizer.redecoding)
+    assert uncovered == []
+    assert "112" in text_of(restored[cut:])
+    starts = [word.start for word in restored]
+    assert starts == sorted(starts) and restored[:cut] == words[:cut]
+    assert all(0 <= word.start <= word.end <= duration for word in restored)
+
+
+def nothing_heard(_samples: np.ndarray) -> list[Word]:
+    """A decoding that stops at once."""
+    return []
+
+
+def test_attempts_are_tried_in_turn_and_what_none_fills_is_counted(dose_change, recognizer):
+    samples, words, cut = dose_change
+    restored, uncovered = ensure_coverage(
+        words[:cut], samples, [nothing_heard, recognizer.redecoding[0]]
+    )
+    assert uncovered == [] and "112" in text_of(restored[cut:])
+    kept, uncovered = ensure_coverage(words[:cut], samples, [nothing_heard, nothing_heard])
+    assert kept == words[:cut]
+    (gap,) = uncovered
+    assert gap.span.start >= words[cut - 1].end and gap.speech_s > 2.0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (DOSE_CHANGE, ["increase", "one hundred twelve", "daily"]),
+        (AFTER_A_PAUSE, ["stress test", "aspirin", "eighty-one", "six weeks"]),
+    ],
+    ids=["last-sentence-dose-change", "long-pause"],
+)
+def test_engine_returns_every_sentence(stack, natural_dictation, text, expected):
+    transcribe = stack.client("transcribe")
+    name = f"coverage-{len(text)}"
+    uri = upload(stack, natural_dictation(text, pause_s=6.0), f"coverage/{name}.wav")
+    start(transcribe, name, uri)
+    job = wait(transcribe, name)
+    assert job["TranscriptionJobStatus"] == "COMPLETED", job.get("FailureReason")
+    results = transcript_of(stack, job)["results"]
+    spoken = normalize(results["transcripts"][0]["transcript"])
+    assert [phrase for phrase in expected if normalize(phrase) not in spoken] == []
+    assert results["uncovered_speech_seconds"] == 0
+    assert results["uncovered_speech_segments"] == []
