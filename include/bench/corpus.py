@@ -16,8 +16,9 @@ HERE = Path(__file__).resolve().parent
 CORPUS_PATH = HERE / "corpus.json"
 TERMS_PATH = HERE / "corpus_terms.txt"
 
-# 20-90 seconds at about 160 words per minute.
-MIN_WORDS, MAX_WORDS = 55, 230
+# Short notes of 20-90 seconds and long ones of 1-3 minutes, at about 160 words per minute.
+MIN_WORDS, MAX_WORDS = 55, 350
+LONG_WORDS = 150
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,10 @@ class Dictation:
     def spoken_words(self) -> int:
         """Words as a speaker says them ("fifty-eight" is two), for speaking-rate maths."""
         return len(re.findall(r"[A-Za-z0-9']+", self.text))
+
+    @property
+    def long(self) -> bool:
+        return self.spoken_words >= LONG_WORDS
 
 
 def load_corpus(path: Path = CORPUS_PATH) -> list[Dictation]:

@@ -1,4 +1,8 @@
-"""Scoring of transcripts: Whisper-style normalized WER, medical term recall, false term insertions.
+"""Scoring of transcripts: Whisper-style normalized WER, deletions and omissions, medical term
+recall, false term insertions.
+
+An omission is a run of at least ``OMISSION_WORDS`` consecutive reference words that the
+hypothesis leaves out altogether: a lost sentence, the worst error in a clinical note.
 
 Dictation references spell things the way clinicians say them ("one forty over ninety",
 "five hundred milligrams b.i.d.") while recognizers write clinical shorthand
@@ -45,6 +49,8 @@ _UNITS = {
 }
 
 _whisper_normalizer = EnglishTextNormalizer()
+
+OMISSION_WORDS = 4
 
 
 def _canonical_units(words: list[str]) -> list[str]:
@@ -120,6 +126,9 @@ class Score:
 
     ref_words: int
     errors: int
+    deletions: int
+    #: Each omission's reference words, in order.
+    omissions: tuple[str, ...]
     terms_total: int
     terms_recalled: int
     inserted: tuple[str, ...]
@@ -140,9 +149,17 @@ def score(
     ref = normalize(reference)
     hyp = normalize(hypothesis)
     measures = jiwer.process_words(ref, hyp)
+    ref_list = ref.split()
+    omissions = tuple(
+        " ".join(ref_list[chunk.ref_start_idx : chunk.ref_end_idx])
+        for chunk in measures.alignments[0]
+        if chunk.type == "delete" and chunk.ref_end_idx - chunk.ref_start_idx >= OMISSION_WORDS
+    )
     return Score(
-        ref_words=len(ref.split()),
+        ref_words=len(ref_list),
         errors=measures.substitutions + measures.deletions + measures.insertions,
+        deletions=measures.deletions,
+        omissions=omissions,
         terms_total=len(terms),
         terms_recalled=len(recalled_terms(terms, hypothesis)),
         inserted=tuple(inserted_terms(vocabulary, reference, hypothesis)),

@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-DIRECT_SYSTEMS = ("whisper", "whisper-vocab")
+DIRECT_SYSTEMS = ("whisper", "whisper-vocab", "whisper-vocab-before")
 
 
 def _pooled(frame: pd.DataFrame) -> dict[str, float]:
@@ -29,6 +29,9 @@ def _pooled(frame: pd.DataFrame) -> dict[str, float]:
         "rtf": wall / audio,
         "throughput": audio / wall,
         "wer": frame["errors"].sum() / frame["ref_words"].sum(),
+        "deletion_rate": frame["deletions"].sum() / frame["ref_words"].sum(),
+        "omissions": frame["omissions"].sum(),
+        "files_with_omissions": (frame["omissions"] > 0).sum(),
         "term_recall": frame["terms_recalled"].sum() / frame["terms_total"].sum(),
         "terms": frame["terms_total"].sum(),
         "false_insertions": frame["false_insertions"].sum(),
@@ -109,6 +112,9 @@ SCORE_COLUMNS = [
     ("files", "files", "int"),
     ("audio_min", "audio min", "1f"),
     ("wer", "WER", "pct"),
+    ("omissions", "omissions", "int"),
+    ("files_with_omissions", "files with omissions", "int"),
+    ("deletion_rate", "deletion rate", "pct"),
     ("term_recall", "term recall", "pct"),
     ("terms", "terms", "int"),
     ("false_insertions", "false term insertions", "int"),
@@ -129,22 +135,47 @@ def engine_overhead(summary: pd.DataFrame) -> dict[str, float]:
     }
 
 
+#: (label, system before, system after): the changes the headline spells out.
+COMPARISONS = (
+    ("Plain faster-whisper -> the engine's recognizer", "whisper", "whisper-vocab"),
+    (
+        "Coverage guarantee: the recognizer before -> after",
+        "whisper-vocab-before",
+        "whisper-vocab",
+    ),
+)
+_COMPARED = (
+    ("omissions", "omissions", "int"),
+    ("wer", "WER", "pct"),
+    ("deletion_rate", "deletion rate", "pct"),
+    ("term_recall", "term recall", "pct"),
+)
+
+
+def _comparison(label: str, before: pd.Series, after: pd.Series) -> str:
+    moves = ", ".join(
+        f"{name} {_cell(before[column], kind)} -> {_cell(after[column], kind)}"
+        for column, name, kind in _COMPARED
+    )
+    return (
+        f"- {label}: {moves}; throughput {after.throughput / before.throughput:.2f}x "
+        f"(wall time {after.wall_s / before.wall_s:.2f}x)."
+    )
+
+
 def _headline(summary: pd.DataFrame) -> list[str]:
     overall = summary[summary["by"] == "all"].set_index("system")
     lines = [
-        f"- **{system}**: WER {_cell(row.wer, 'pct')}, "
+        f"- **{system}**: {_cell(row.omissions, 'int')} omissions, WER {_cell(row.wer, 'pct')}, "
+        f"deletion rate {_cell(row.deletion_rate, 'pct')}, "
         f"term recall {_cell(row.term_recall, 'pct')}, RTF {_cell(row.rtf, 'float')} "
         f"({_cell(row.throughput, '1f')} s of audio per second), "
         f"peak RSS {_cell(row.peak_rss_mb, 'mb')}"
         for system, row in overall.iterrows()
     ]
-    if set(DIRECT_SYSTEMS) <= set(overall.index):
-        plain, vocab = overall.loc["whisper"], overall.loc["whisper-vocab"]
-        lines.append(
-            f"- The vocabulary moves term recall from {_cell(plain.term_recall, 'pct')} "
-            f"to {_cell(vocab.term_recall, 'pct')} and WER from {_cell(plain.wer, 'pct')} "
-            f"to {_cell(vocab.wer, 'pct')}, at {vocab.rtf / plain.rtf:.2f}x the decoding time."
-        )
+    for label, before, after in COMPARISONS:
+        if {before, after} <= set(overall.index):
+            lines.append(_comparison(label, overall.loc[before], overall.loc[after]))
     lines += [
         f"- Engine overhead: engine wall / {s} wall = {ratio:.2f}"
         for s, ratio in engine_overhead(summary).items()
@@ -152,8 +183,21 @@ def _headline(summary: pd.DataFrame) -> list[str]:
     return lines
 
 
+def omission_lines(results: pd.DataFrame) -> list[str]:
+    """One line per file and system that lost words, with what it lost."""
+    lost = results[results["omissions"] > 0]
+    return [
+        f"- {row.system}, {row.id} ({row.voice}, {row.variant}): {row.omitted}"
+        for row in lost.itertuples()
+    ] or ["- none"]
+
+
 def write_report(
-    summary: pd.DataFrame, path: Path, context: Sequence[str], notes: Sequence[str]
+    summary: pd.DataFrame,
+    path: Path,
+    context: Sequence[str],
+    notes: Sequence[str],
+    omissions: Sequence[str] = (),
 ) -> None:
     """The Markdown report: context, headline numbers, then the tables behind them."""
     overall = summary[summary["by"] == "all"]
@@ -191,6 +235,9 @@ def write_report(
         markdown_table(
             voices, [("system", "system", "str"), ("group", "voice", "str"), *SCORE_COLUMNS]
         ),
+        "## Omissions per file",
+        "Runs of reference words missing from the transcript, per system and file.",
+        "\n".join(omissions),
         "## Notes",
         "\n".join(f"- {note}" for note in notes),
     ]

@@ -23,8 +23,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import TERMS_PATH, Dictation, load_corpus
-from bench.metrics import normalize, score
-from bench.report import summarize, write_chart, write_report
+from bench.metrics import OMISSION_WORDS, normalize, score
+from bench.report import omission_lines, summarize, write_chart, write_report
 from bench.synthesize import (
     NOISE_SNR_DB,
     PHONE_RATE,
@@ -84,6 +84,9 @@ def score_rows(
                 "ref_words": result.ref_words,
                 "errors": result.errors,
                 "wer": result.wer,
+                "deletions": result.deletions,
+                "omissions": len(result.omissions),
+                "omitted": " | ".join(result.omissions),
                 "terms_total": result.terms_total,
                 "terms_recalled": result.terms_recalled,
                 "term_recall": result.term_recall,
@@ -169,6 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "References and hypotheses are compared after Whisper's EnglishTextNormalizer plus "
         "medical-notation rules (140/90 = 140 over 90, mg = milligrams, b.i.d. = BID); "
         "see bench/metrics.py.",
+        f"Omission: a run of {OMISSION_WORDS} or more consecutive reference words missing from "
+        "the transcript (after normalization), e.g. a lost sentence. Deletion rate: deleted "
+        "reference words / reference words.",
         "Term recall: a dictation's listed term counts when its normalized words occur "
         "contiguously in the normalized transcript.",
         f"False term insertions: terms of the vocabulary ({len(vocabulary)} terms from "
@@ -211,17 +217,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Generated {time.strftime('%Y-%m-%d %H:%M')} on {os.cpu_count()} cores; "
         f"CTranslate2 threads: {args.threads}; 1-minute load average {load_before:.2f} before "
         f"the run and {os.getloadavg()[0]:.2f} after it (other work on the machine skews times).",
-        f"{len({c.id for c in clips})} dictations, {len(clips)} clips, {audio_min:.1f} min of "
-        f"synthetic audio (synthesis {synthesis_s:.0f} s); variants: clean 16 kHz, noisy "
+        f"{len({c.id for c in clips})} dictations "
+        f"({len({c.id for c in clips if corpus[c.id].long})} long, 1-3 min, in the Piper "
+        f"neural voice), {len(clips)} clips, {audio_min:.1f} min of synthetic audio (synthesis {synthesis_s:.0f} s); variants: clean 16 kHz, noisy "
         f"(pink noise, {NOISE_SNR_DB:g} dB SNR), phone (300-3400 Hz, {PHONE_RATE // 1000} kHz "
         "mu-law).",
         f"Voices: {', '.join(voices)}.",
-        f"Whisper model: {model_dir or 'not used'}, run by the engine's recognizer "
-        "(medscribe.asr: int8, beam 5, VAD, vocabulary as hotwords within its token budget).",
+        f"Whisper model: {model_dir or 'not used'}, int8, beam 5. whisper: plain "
+        "WhisperModel.transcribe (sequential 30 s windows, no prompt). whisper-vocab: the "
+        "engine's recognizer (medscribe.asr: batched VAD chunks, vocabulary as hotwords within "
+        "its token budget, coverage guarantee, correction). whisper-vocab-before: the same "
+        "without the coverage guarantee.",
         f"Vocabulary: {len(vocabulary)} terms from {vocabulary_path}; it lists "
         f"{coverage([corpus[i] for i in dict.fromkeys(c.id for c in clips)], vocabulary)}.",
     ]
-    write_report(summary, args.out / "report.md", context, notes)
+    write_report(summary, args.out / "report.md", context, notes, omission_lines(results))
     write_chart(summary, args.out / "chart.png")
     print(f"wrote {args.out}/results.csv, summary.csv, report.md, chart.png")
     return 0

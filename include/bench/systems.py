@@ -19,7 +19,13 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from medscribe.words import Word
 
 ENGINE_ENV = (
     "AWS_ENDPOINT_URL_S3",
@@ -66,9 +72,29 @@ class System(ABC):
         return Batch(items, time.perf_counter() - start)
 
 
+class PlainWhisperSystem(System):
+    """faster-whisper as its documentation shows it: ``WhisperModel.transcribe``, sequential
+    30 s windows, no prompt, no voice activity detection; the engine's model and beam."""
+
+    def __init__(self, model_dir: Path, threads: int) -> None:
+        self.model_dir, self.threads = model_dir, threads
+
+    def load(self) -> None:
+        from faster_whisper import WhisperModel
+
+        self._model = WhisperModel(
+            str(self.model_dir), device="cpu", compute_type="int8", cpu_threads=self.threads
+        )
+
+    def transcribe(self, path: Path) -> str:
+        segments, _ = self._model.transcribe(str(path), language="en", beam_size=5)
+        return " ".join(segment.text.strip() for segment in segments)
+
+
 class WhisperSystem(System):
     """The engine's recognition step without its API, queue and storage: the recognizer
-    its workers run (``medscribe.asr``, vocabulary prompt and correction included).
+    its workers run (``medscribe.asr``, vocabulary prompt, coverage guarantee and
+    correction included).
 
     Only as many terms as the prompt's token budget allows steer decoding; all of them
     take part in the correction. ``terms_by_file`` (file name -> terms) replaces the shared
@@ -97,8 +123,27 @@ class WhisperSystem(System):
         terms = self.vocabulary
         if self.terms_by_file is not None:
             terms = list(self.terms_by_file[path.name])
-        words = self._recognizer.transcribe(load(path.read_bytes()).tracks[0], terms).words
+        words = self.recognize(load(path.read_bytes()).tracks[0], terms)
         return " ".join(word.text for word in words)
+
+    def recognize(self, samples: np.ndarray, terms: list[str]) -> list[Word]:
+        return self._recognizer.transcribe(samples, terms).words
+
+
+class FirstPassSystem(WhisperSystem):
+    """The recognizer as it was before the coverage guarantee: its first pass alone (batched
+    15 s chunks, vocabulary as hotwords) and the correction; kept to measure the change."""
+
+    def recognize(self, samples: np.ndarray, terms: list[str]) -> list[Word]:
+        from medscribe import correction
+        from medscribe.asr import timed_words
+        from medscribe.audio import SAMPLE_RATE
+
+        recognizer = self._recognizer
+        segments, _ = recognizer.pipeline.transcribe(
+            samples, hotwords=recognizer.prompt(terms), **recognizer.options
+        )
+        return correction.snap(timed_words(segments, len(samples) / SAMPLE_RATE), terms)
 
 
 class PocketsphinxSystem(System):
@@ -254,15 +299,24 @@ class Settings:
     bucket: str = "medscribe-bench"
 
 
-SYSTEM_NAMES = ("whisper", "whisper-vocab", "whisper-oracle", "pocketsphinx", "engine")
-DEFAULT_SYSTEMS = ("whisper", "whisper-vocab", "pocketsphinx", "engine")
+SYSTEM_NAMES = (
+    "whisper",
+    "whisper-vocab",
+    "whisper-vocab-before",
+    "whisper-oracle",
+    "pocketsphinx",
+    "engine",
+)
+DEFAULT_SYSTEMS = ("whisper", "whisper-vocab-before", "whisper-vocab", "pocketsphinx", "engine")
 
 
 def make_system(name: str, settings: Settings) -> System:
     if name == "whisper":
-        return WhisperSystem(settings.model_dir, settings.threads)
+        return PlainWhisperSystem(settings.model_dir, settings.threads)
     if name == "whisper-vocab":
         return WhisperSystem(settings.model_dir, settings.threads, settings.vocabulary)
+    if name == "whisper-vocab-before":
+        return FirstPassSystem(settings.model_dir, settings.threads, settings.vocabulary)
     if name == "whisper-oracle":
         return WhisperSystem(settings.model_dir, settings.threads, (), settings.terms_by_file)
     if name == "pocketsphinx":

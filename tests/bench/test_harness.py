@@ -9,15 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 from bench.corpus import load_corpus, spread
-from bench.report import engine_overhead, summarize, write_chart, write_report
-from bench.synthesize import VOICES, ensure_audio, pink_noise, plan
+from bench.report import engine_overhead, omission_lines, summarize, write_chart, write_report
+from bench.synthesize import LONG_VOICE, VOICES, ensure_audio, pink_noise, plan
 from bench.systems import engine_unavailable, s3_location
 
 
 def test_spread_covers_the_corpus_evenly() -> None:
     corpus = load_corpus()
     picked = spread(corpus, 4)
-    assert [corpus.index(d) for d in picked] == [0, 10, 20, 30]
+    step = len(corpus) / 4
+    assert [corpus.index(d) for d in picked] == [int(i * step) for i in range(4)]
     assert spread(corpus, None) == corpus
 
 
@@ -35,6 +36,7 @@ def test_plan_keeps_voices_across_limits_and_always_has_variants() -> None:
         ("clean",),
     ]
     assert len({v.name for v in full.values()}) >= 3  # espeak-ng alone has three voices
+    assert all(full[d.id] == LONG_VOICE for d in corpus if d.long)  # a natural neural voice
 
 
 def test_pink_noise_is_deterministic_and_unit_rms() -> None:
@@ -104,6 +106,9 @@ def _results() -> pd.DataFrame:
                     "wall_s": wall if wall is not None else float("nan"),
                     "ref_words": 10,
                     "errors": errors,
+                    "deletions": errors - 1,
+                    "omissions": int(system == "whisper" and i == 2),
+                    "omitted": "increase levothyroxine to 112 mcg" if system == "whisper" else "",
                     "terms_total": 4,
                     "terms_recalled": recalled,
                     "false_insertions": 1,
@@ -114,8 +119,9 @@ def _results() -> pd.DataFrame:
 
 
 def test_summary_pools_counts_and_compares_variants_with_the_same_texts(tmp_path: Path) -> None:
+    results = _results()
     summary = summarize(
-        _results(), {"whisper": 3.0, "engine": 6.0}, {"whisper": 500.0, "engine": None}
+        results, {"whisper": 3.0, "engine": 6.0}, {"whisper": 500.0, "engine": None}
     )
     whisper = summary[summary["system"] == "whisper"].set_index(["by", "group"])
     assert whisper.loc[("all", "all"), "wer"] == pytest.approx(0.3)
@@ -126,9 +132,20 @@ def test_summary_pools_counts_and_compares_variants_with_the_same_texts(tmp_path
     assert np.isnan(engine.loc[("variant", "clean"), "rtf"])  # the engine is timed per batch only
     assert engine_overhead(summary) == {"whisper": pytest.approx(2.0)}
 
-    write_report(summary, tmp_path / "report.md", ["context line"], ["a note"])
+    assert whisper.loc[("all", "all"), "omissions"] == 1
+    assert whisper.loc[("all", "all"), "deletion_rate"] == pytest.approx(0.2)
+    assert engine.loc[("all", "all"), "omissions"] == 0
+
+    write_report(
+        summary,
+        tmp_path / "report.md",
+        ["context line"],
+        ["a note"],
+        omission_lines(results),
+    )
     write_chart(summary, tmp_path / "chart.png")
     report = (tmp_path / "report.md").read_text()
     assert "Engine overhead: engine wall / whisper wall = 2.00" in report
+    assert "- whisper, d0 (v0, noisy): increase levothyroxine to 112 mcg" in report
     assert "| whisper | noisy |" in report
     assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"

@@ -74,12 +74,29 @@ def test_score_counts_word_errors_after_normalization() -> None:
 def test_score_of_an_empty_hypothesis() -> None:
     result = score("start aspirin", "", ["aspirin"], [])
     assert (result.errors, result.wer, result.term_recall) == (2, 1.0, 0.0)
+    assert (result.deletions, result.omissions) == (2, ())  # too short to be an omission
+
+
+def test_a_lost_sentence_is_an_omission_and_units_are_no_errors() -> None:
+    result = score(
+        "TSH is nine point one. Increase levothyroxine to one hundred twelve micrograms daily.",
+        "TSH is 9.1.",
+        [],
+        [],
+    )
+    assert result.omissions == ("increase levothyroxine to 112 mcg daily",)
+    assert result.deletions == 6
+    three_words = score("start aspirin eighty-one milligrams daily", "start daily", [], [])
+    assert three_words.omissions == ()  # runs of fewer than four words are plain deletions
+    units = score("five milligrams, ten micrograms, two milliliters", "5 mg, 10 mcg, 2 ml", [], [])
+    assert units.errors == 0
 
 
 def test_corpus_is_well_formed() -> None:
     corpus = load_corpus()
     assert len(corpus) >= 32
     assert problems(corpus) == []
+    assert sum(d.long for d in corpus) >= 15
     assert len({d.specialty for d in corpus}) >= 12
 
 
