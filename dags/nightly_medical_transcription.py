@@ -2,107 +2,200 @@
 
 Which service does the work (AWS, or the self-hosted engine) is decided only by the
 Airflow connection named in ``MEDICAL_TRANSCRIBE_CONN_ID`` (default ``aws_default``).
+A run whose files failed ends failed, naming them; its report is one click away
+("Run report" on the flatten and check_run tasks).
 """
 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from typing import Any
 
-import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.providers.common.compat.sdk import AirflowSkipException
+from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
 from airflow.task.trigger_rule import TriggerRule
 
-from medical_transcribe import pipeline
+from medical_transcribe import alerts, pipeline
+from medical_transcribe.links import REPORT_URL_KEY, RunReportLink
 from medical_transcribe.operators import StartMedicalTranscriptionJobOperator
-from medical_transcribe.sensors import MedicalTranscriptionJobSensor
 
 AWS_CONN_ID = os.environ.get("MEDICAL_TRANSCRIBE_CONN_ID", "aws_default")
-#: Bounds the jobs in flight: AWS allows a limited number of concurrent medical jobs.
-POOL = os.environ.get("MEDICAL_TRANSCRIBE_POOL", "default_pool")
+#: The pool that bounds jobs in flight (AWS limits concurrent medical jobs). Create it with
+#: ``--include-deferred`` so waiting jobs hold their slot: see README, "Jobs in flight".
+POOL = os.environ.get("MEDICAL_TRANSCRIBE_POOL", "transcribe_medical")
 POLL_SECONDS = int(os.environ.get("MEDICAL_TRANSCRIBE_POLL_SECONDS", "30"))
+#: Job names and logs carry a hash instead of the S3 key (keys can hold patient identifiers).
+PHI_SAFE_NAMES = os.environ.get("MEDICAL_TRANSCRIBE_PHI_SAFE_NAMES", "1") != "0"
 
 
 @dag(
     dag_id="nightly_medical_transcription",
-    schedule="0 2 * * *",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    # No start_date: unpausing waits for the next 02:00 instead of running a missed night
+    # at once (trigger by hand to transcribe the backlog now).
+    schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC"),
     catchup=False,
     max_active_runs=1,
     tags=["transcribe-medical"],
     doc_md=__doc__,
+    on_failure_callback=alerts.failure_callbacks(),
     params={
-        "input_bucket": Param("dictations", type="string", description="Bucket holding audio"),
-        "input_prefix": Param("inbox/", type="string", description="Prefix of pending audio"),
-        "output_bucket": Param("transcripts", type="string", description="Transcripts and tables"),
-        "table_prefix": Param("tables", type="string", description="Prefix of the Parquet tables"),
-        "type": Param("DICTATION", enum=["DICTATION", "CONVERSATION"]),
-        "specialty": Param("PRIMARYCARE", enum=["PRIMARYCARE"]),
-        "vocabulary_name": Param(None, type=["null", "string"], description="Medical vocabulary"),
-        "channel_identification": Param(False, type="boolean"),
-        "identify_phi": Param(
-            False, type="boolean", description="Label protected health information (PHI)"
+        "input_bucket": Param(
+            "dictations", type="string", title="Input bucket", description="Bucket holding audio"
         ),
-        "max_files": Param(500, type="integer", minimum=1, description="Cap on files per run"),
-        "dry_run": Param(False, type="boolean", description="List pending audio only"),
+        "input_prefix": Param(
+            "inbox/", type="string", title="Input prefix", description="Prefix of pending audio"
+        ),
+        "output_bucket": Param(
+            "transcripts",
+            type="string",
+            title="Output bucket",
+            description="Bucket for transcripts, tables and run reports",
+        ),
+        "table_prefix": Param(
+            "tables",
+            type="string",
+            title="Table prefix",
+            description="Prefix of the Parquet tables and run reports",
+        ),
+        "type": Param(
+            "DICTATION",
+            enum=["DICTATION", "CONVERSATION"],
+            title="Type",
+            description="One clinician dictating, or a clinician-patient conversation",
+        ),
+        "specialty": Param(
+            "PRIMARYCARE",
+            enum=["PRIMARYCARE"],
+            title="Specialty",
+            description="Medical specialty (Transcribe Medical accepts PRIMARYCARE)",
+        ),
+        "vocabulary_name": Param(
+            None,
+            type=["null", "string"],
+            title="Vocabulary name",
+            description="A READY medical vocabulary, or empty for none",
+        ),
+        "channel_identification": Param(
+            False,
+            type="boolean",
+            title="Channel identification",
+            description="Transcribe each channel of two-channel audio apart",
+        ),
+        "identify_phi": Param(
+            False,
+            type="boolean",
+            title="Identify PHI",
+            description="Label protected health information (PHI) in the transcripts",
+        ),
+        "max_files": Param(
+            500,
+            type="integer",
+            minimum=1,
+            title="Max files",
+            description="Cap on files per run",
+        ),
+        "max_failed_fraction": Param(
+            0.0,
+            type="number",
+            minimum=0,
+            maximum=1,
+            title="Max failed fraction",
+            description="Share of files that may fail before the run fails (0: any failure)",
+        ),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run",
+            description="List pending audio only; start no job, write no table",
+        ),
     },
 )
 def nightly_medical_transcription() -> None:
     @task
     def list_pending(params: dict[str, Any]) -> list[dict[str, Any]]:
-        pending = pipeline.list_pending(
+        settings = pipeline.job_settings(
+            params["vocabulary_name"], params["channel_identification"]
+        )
+        pipeline.check_inputs(
+            aws_conn_id=AWS_CONN_ID,
+            input_bucket=params["input_bucket"],
+            input_prefix=params["input_prefix"],
+            output_bucket=params["output_bucket"],
+            table_prefix=params["table_prefix"],
+            settings=settings,
+        )
+        pending, skipped = pipeline.list_pending(
             aws_conn_id=AWS_CONN_ID,
             input_bucket=params["input_bucket"],
             input_prefix=params["input_prefix"],
             output_bucket=params["output_bucket"],
             job_type=params["type"],
             specialty=params["specialty"],
-            settings=pipeline.job_settings(
-                params["vocabulary_name"], params["channel_identification"]
-            ),
+            settings=settings,
             max_files=params["max_files"],
             identify_phi=params["identify_phi"],
+            phi_safe=PHI_SAFE_NAMES,
         )
-        print(f"{len(pending)} file(s) to transcribe")
+        get_current_context()["ti"].xcom_push("skipped", skipped)
+        print(f"{len(pending)} file(s) to transcribe; skipped: {skipped}")
         for descriptor in pending:
-            print(f"  {descriptor['media_file_uri']} -> {descriptor['job_name']}")
+            source = "" if PHI_SAFE_NAMES else f"{descriptor['media_file_uri']} -> "
+            print(f"  {source}{descriptor['job_name']}")
         return [] if params["dry_run"] else pending
 
     pending = list_pending()
 
-    started = StartMedicalTranscriptionJobOperator.partial(
-        task_id="start_job",
+    # One task per file starts its job and waits for it deferred, holding its pool slot
+    # from start to finish; a job that FAILED, or a request AWS refuses, is not retried.
+    transcribed = StartMedicalTranscriptionJobOperator.partial(
+        task_id="transcribe",
         aws_conn_id=AWS_CONN_ID,
-        wait_for_completion=False,
+        wait_for_completion=True,
+        deferrable=True,
+        waiter_delay=POLL_SECONDS,
         pool=POOL,
         retries=2,
+        retry_delay=timedelta(seconds=30),
+        map_index_template="{{ task.job_name }}",
     ).expand_kwargs(pending)
 
-    waited = MedicalTranscriptionJobSensor.partial(
-        task_id="wait_job",
-        aws_conn_id=AWS_CONN_ID,
-        poke_interval=POLL_SECONDS,
-        pool=POOL,
-    ).expand(job_name=started.output)
-
     @task(trigger_rule=TriggerRule.ALL_DONE)
-    def flatten(descriptors: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+    def flatten(descriptors: list[dict[str, Any]] | None, params: dict[str, Any]) -> dict:
+        if descriptors is None:
+            # list_pending failed and said why; check_run fails the run for it.
+            raise AirflowSkipException("no tables: list_pending did not finish")
         if params["dry_run"]:
             print("dry run: no tables written")
             return {}
         context = get_current_context()
+        run = context["dag_run"]
         summary = pipeline.flatten(
             descriptors,
             aws_conn_id=AWS_CONN_ID,
             output_bucket=params["output_bucket"],
             table_prefix=params["table_prefix"],
-            run_id=context["run_id"],
-            run_date=context["ds"],
+            run_id=run.run_id,
+            # Runs triggered without a logical date (API, assets) are dated when they ran.
+            run_date=(run.logical_date or run.run_after).isoformat(),
+            skipped=context["ti"].xcom_pull(task_ids="list_pending", key="skipped"),
         )
-        print(f"tables: {summary}")
+        context["ti"].xcom_push(REPORT_URL_KEY, summary["report_url"])
+        print(f"tables: {summary['tables']}\nrun report: {summary['report']}")
         return summary
 
-    waited >> flatten(pending)
+    @task
+    def check_run(summary: dict[str, Any], params: dict[str, Any]) -> str:
+        account = pipeline.judge(summary, params["max_failed_fraction"]) if summary else "dry run"
+        print(account)
+        return account
+
+    summary = flatten(pending)
+    verdict = check_run(summary)
+    transcribed >> summary
+    pending >> verdict  # a failed listing fails the run, though flatten then has nothing to do
+    for step in (summary, verdict):
+        step.operator.operator_extra_links = (RunReportLink(),)
 
 
 nightly_medical_transcription()

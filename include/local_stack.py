@@ -36,6 +36,11 @@ WORKERS = 2
 S3_PORT = 8333
 ENGINE_PORT = 8701
 AIRFLOW_PORT = 8080
+#: The Airflow pool that bounds Transcribe Medical jobs in flight, and its size: the one
+#: setting to change (on AWS, keep it below the account's concurrent-job quota).
+POOL = "transcribe_medical"
+POOL_SLOTS_SETTING = "MEDICAL_TRANSCRIBE_POOL_SLOTS"
+POOL_SLOTS = 4
 
 
 def free_port() -> int:
@@ -235,10 +240,17 @@ AIRFLOW_COMPONENTS = (
 
 
 def start_airflow(
-    state: Path, env: Mapping[str, str], port: int = AIRFLOW_PORT
+    state: Path,
+    env: Mapping[str, str],
+    port: int = AIRFLOW_PORT,
+    extra_env: Mapping[str, str] = {},
+    timeout: float = 300,
 ) -> subprocess.Popen:
-    """Airflow's UI, scheduler, DAG processor and triggerer, one process group, loopback only."""
-    full_env = {**os.environ, **airflow_env(env, state, port)}
+    """Airflow's UI, scheduler, DAG processor and triggerer, one process group, loopback only,
+    with the aws_default connection and the pool, created so that deferred (waiting) jobs
+    hold their slot."""
+    full_env = {**os.environ, **airflow_env(env, state, port), **extra_env}
+    slots = full_env.get(POOL_SLOTS_SETTING, str(POOL_SLOTS))
 
     def airflow(*args: str, check: bool = True) -> None:
         subprocess.run(
@@ -249,6 +261,7 @@ def start_airflow(
     airflow("db", "migrate")
     airflow("connections", "delete", "aws_default", check=False)
     airflow("connections", "add", "aws_default", "--conn-json", airflow_connection(env))
+    airflow("pools", "set", POOL, slots, "Transcribe Medical jobs in flight", "--include-deferred")
     log = private_log(state / "airflow.log")
     leader = None
     for component in AIRFLOW_COMPONENTS:
@@ -259,7 +272,11 @@ def start_airflow(
         leader = leader or process
     assert leader is not None
     url = f"http://127.0.0.1:{port}/api/v2/version"
-    wait_until(lambda: http_ok(url), "Airflow", 300, leader)
+    try:
+        wait_until(lambda: http_ok(url), "Airflow", timeout, leader)
+    except RuntimeError:
+        stop(leader.pid)  # its four services would otherwise outlive the caller
+        raise
     return leader
 
 

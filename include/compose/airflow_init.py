@@ -1,8 +1,9 @@
 """One-shot setup of Airflow in docker compose; safe to run again on every ``up``.
 
-Migrates the metadata database, (re)creates the AWS connection that sends the DAG to the
-stack's S3 server and engine, sets the pool that bounds jobs in flight, and creates the
-buckets the DAG reads and writes by default.
+Migrates the metadata database, creates the AWS connection that sends the DAG to the
+stack's S3 server and engine unless that connection exists already (so one pointed at AWS
+is kept), sets the pool that bounds jobs in flight, and creates the buckets the DAG reads
+and writes by default.
 """
 
 from __future__ import annotations
@@ -15,8 +16,17 @@ from botocore.config import Config
 from local_stack import airflow_connection
 
 
-def airflow(*args: str, check: bool = True) -> None:
-    subprocess.run(["airflow", *args], check=check)
+def airflow(*args: str, check: bool = True) -> int:
+    return subprocess.run(["airflow", *args], check=check).returncode
+
+
+def ensure_connection(conn_id: str, conn_json: str) -> bool:
+    """Add the connection only when it does not exist; True when it was added."""
+    if airflow("connections", "get", conn_id, check=False) == 0:
+        print(f"connection {conn_id} exists; left as it is")
+        return False
+    airflow("connections", "add", conn_id, "--conn-json", conn_json)
+    return True
 
 
 def create_buckets(names: list[str]) -> None:
@@ -31,13 +41,12 @@ def create_buckets(names: list[str]) -> None:
 
 def main() -> None:
     airflow("db", "migrate")
-    conn_id = os.environ["MEDICAL_TRANSCRIBE_CONN_ID"]
-    # Replaced on every run, so keys rotated in .env reach Airflow on the next ``up``.
-    airflow("connections", "delete", conn_id, check=False)
-    airflow("connections", "add", conn_id, "--conn-json", airflow_connection(os.environ))
+    ensure_connection(os.environ["MEDICAL_TRANSCRIBE_CONN_ID"], airflow_connection(os.environ))
+    # Deferred tasks hold their slot: a job waiting for its transcript is still in flight.
     airflow(
         "pools", "set", os.environ["MEDICAL_TRANSCRIBE_POOL"],
         os.environ["MEDICAL_TRANSCRIBE_POOL_SLOTS"], "Transcribe Medical jobs in flight",
+        "--include-deferred",
     )  # fmt: skip
     create_buckets([name for name in os.environ["STACK_BUCKETS"].split(",") if name])
 

@@ -19,7 +19,14 @@ def slugify(text: str) -> str:
     return _DISALLOWED.sub("-", text).strip("-.")
 
 
-def job_name_for(bucket: str, key: str, etag: str, settings: Mapping[str, Any] | None) -> str:
+def job_name_for(
+    bucket: str,
+    key: str,
+    etag: str,
+    settings: Mapping[str, Any] | None,
+    *,
+    phi_safe: bool = False,
+) -> str:
     """
     Name the job for one version of one media object under one set of settings.
 
@@ -27,6 +34,9 @@ def job_name_for(bucket: str, key: str, etag: str, settings: Mapping[str, Any] |
     everything that makes the transcript different, so a re-uploaded file (new ETag) or new
     settings get a new job while a rerun gets the same one. ETags are compared without the
     quotes S3 wraps them in, so names agree whether the ETag came from HEAD or LIST.
+
+    ``phi_safe`` leaves the key out: keys can carry patient identifiers, and job names reach
+    logs and the service's job list, so the name is then ``media-<hash>`` alone.
     """
     identity = {
         "bucket": bucket,
@@ -37,5 +47,12 @@ def job_name_for(bucket: str, key: str, etag: str, settings: Mapping[str, Any] |
     canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     digest = hashlib.sha256(canonical.encode()).hexdigest()[:_HASH_LENGTH]
     room = MAX_JOB_NAME_LENGTH - _HASH_LENGTH - 1
-    readable = slugify(key)[-room:].lstrip("-.") or "media"
+    readable = "" if phi_safe else slugify(key)[-room:].lstrip("-.")
+    readable = readable or "media"
     return f"{readable}-{digest}"
+
+
+def key_label(bucket: str, key: str, phi_safe: bool) -> str:
+    """How a log line names an object: its URI, or with ``phi_safe`` a hash of it."""
+    uri = f"s3://{bucket}/{key}"
+    return f"object-{hashlib.sha256(uri.encode()).hexdigest()[:_HASH_LENGTH]}" if phi_safe else uri

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
-from airflow.providers.common.compat.sdk import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+from botocore.exceptions import ClientError, ParamValidationError
 
 from medical_transcribe.hooks import (
     MedicalTranscriptionJobFailedError,
@@ -21,6 +22,9 @@ from medical_transcribe.triggers import (
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+#: Error codes for requests the service refuses as they are: retrying cannot help.
+NON_RETRYABLE_ERRORS = frozenset({"BadRequestException", "ValidationException"})
 
 
 class StartMedicalTranscriptionJobOperator(AwsBaseOperator[TranscribeMedicalHook]):
@@ -123,7 +127,16 @@ class StartMedicalTranscriptionJobOperator(AwsBaseOperator[TranscribeMedicalHook
 
     def execute(self, context: Context) -> str:
         name = self.job_name or self._derive_job_name()
-        job = self.hook.start_job(**self._request(name))
+        try:
+            job = self.hook.start_job(**self._request(name))
+        except ClientError as error:
+            # Refused requests (unknown vocabulary, invalid settings) fail the same way on
+            # every retry; throttling and quota errors are retried inside the hook.
+            if error.response["Error"]["Code"] in NON_RETRYABLE_ERRORS:
+                raise AirflowFailException(f"{name} was refused: {error}") from error
+            raise
+        except ParamValidationError as error:
+            raise AirflowFailException(f"{name}: invalid request: {error}") from error
         status = job.get("TranscriptionJobStatus")
         self.log.info("Medical transcription job %s is %s.", name, status)
         if not self.wait_for_completion or status == "COMPLETED":
@@ -148,7 +161,7 @@ class StartMedicalTranscriptionJobOperator(AwsBaseOperator[TranscribeMedicalHook
         return name
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
-        name = job_name_from_event(event)
+        name = job_name_from_event(event, self.hook)
         self.log.info("Medical transcription job %s complete.", name)
         return name
 

@@ -79,4 +79,6 @@ class MedicalTranscriptionJobSensor(AwsBaseSensor[TranscribeMedicalHook]):
         return status == "COMPLETED"
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> None:
-        self.log.info("Medical transcription job %s complete.", job_name_from_event(event))
+        self.log.info(
+            "Medical transcription job %s complete.", job_name_from_event(event, self.hook)
+        )

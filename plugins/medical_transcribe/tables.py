@@ -24,6 +24,9 @@ from medical_transcribe.naming import slugify
 ITEMS_TABLE = "transcript_items"
 JOBS_TABLE = "transcription_jobs"
 PHI_TABLE = "phi_entities"
+#: The audio's length in seconds: not in AWS's job description, so whoever reads the file's
+#: header adds it to the job under this key. Absent, the length is unknown (null).
+MEDIA_DURATION = "MediaDurationSeconds"
 
 _UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
 _COMMON_FIELDS = [
@@ -219,13 +222,12 @@ def _job_record(
     """One ``transcription_jobs`` row; word statistics are null when there is no transcript."""
     words = [r for r in items if r["item_type"] == "pronunciation"]
     confidences = [r["confidence"] for r in words if r["confidence"] is not None]
-    end_times = [r["end_time"] for r in items if r["end_time"] is not None]
     has_transcript = transcript is not None
     return {
         **_common(job, transcript, run),
         "status": job.get("TranscriptionJobStatus"),
         "failure_reason": job.get("FailureReason"),
-        "media_duration": max(end_times, default=None),
+        "media_duration": _float(job.get(MEDIA_DURATION)),
         "words": len(words) if has_transcript else None,
         "mean_confidence": sum(confidences) / len(confidences) if confidences else None,
         "min_confidence": min(confidences, default=None),
@@ -389,6 +391,15 @@ class TranscriptTableWriter:
         self.close()
 
 
+def table_key(
+    prefix: str, table: str, run_id: str, run_date: date | datetime | str, suffix: str = ".parquet"
+) -> str:
+    """``<prefix>/<table>/run_date=<date>/<run>.parquet``: one object per table and run."""
+    partition = f"run_date={_as_date(run_date).isoformat()}"
+    parts = (prefix.strip("/"), table, partition, f"{slugify(run_id)}{suffix}")
+    return "/".join(p for p in parts if p)
+
+
 def upload_tables(
     files: Mapping[str, str | os.PathLike[str]],
     *,
@@ -405,12 +416,9 @@ def upload_tables(
     run replaces its earlier upload instead of adding duplicate rows. Returns table -> S3 URI.
     """
     hook = S3Hook(aws_conn_id=aws_conn_id)
-    partition = f"run_date={_as_date(run_date).isoformat()}"
     uris = {}
     for table, path in files.items():
-        key = "/".join(
-            p for p in (prefix.strip("/"), table, partition, f"{slugify(run_id)}.parquet") if p
-        )
+        key = table_key(prefix, table, run_id, run_date)
         hook.load_file(filename=path, key=key, bucket_name=bucket, replace=True)
         uris[table] = f"s3://{bucket}/{key}"
     return uris

@@ -11,6 +11,7 @@ from airflow.providers.common.compat.sdk import AirflowException
 from medical_transcribe.hooks import (
     JOB_COMPLETE_WAITER,
     JOB_STATUS_QUERIES,
+    MedicalTranscriptionJobFailedError,
     TranscribeMedicalHook,
 )
 
@@ -62,11 +63,20 @@ class MedicalTranscriptionJobCompletedTrigger(AwsBaseWaiterTrigger):
         )
 
 
-def job_name_from_event(event: dict[str, Any] | None) -> str:
-    """Return the job name from the trigger's success event; raise with its message otherwise."""
+def job_name_from_event(event: dict[str, Any] | None, hook: TranscribeMedicalHook) -> str:
+    """
+    Return the job name from the trigger's success event; raise otherwise.
+
+    A job that FAILED raises without retries (a retry cannot change it); anything else, such
+    as the waiter giving up on a job still running, raises an error the task may retry.
+    """
     validated_event = validate_execute_complete_event(event)
+    name = validated_event["job_name"]
     if validated_event["status"] != "success":
+        job = hook.get_job(name)
+        if job["TranscriptionJobStatus"] == "FAILED":
+            raise MedicalTranscriptionJobFailedError(name, job.get("FailureReason"))
         raise AirflowException(
             f"Medical transcription job did not complete: {validated_event['message']}"
         )
-    return validated_event["job_name"]
+    return name

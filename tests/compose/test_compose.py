@@ -378,3 +378,27 @@ def test_image_runs_as_non_root_and_bakes_in_no_secret() -> None:
                 assert not SECRET_NAME.search(name), name
     # The model is assembled at build time, after switching to the user that reads it.
     assert dockerfile.index("assemble_default_model()") > dockerfile.index(f"USER {users[-1]}")
+
+
+def test_init_keeps_an_existing_connection_and_adds_a_missing_one(monkeypatch) -> None:
+    """A connection pointed at AWS survives ``docker compose up``; a missing one is created."""
+    sys.path.insert(0, str(ROOT / "include" / "compose"))
+    import airflow_init
+
+    at_aws = '{"conn_type": "aws", "extra": {"region_name": "eu-west-1"}}'
+    monkeypatch.setenv("AIRFLOW_CONN_AT_AWS", at_aws)
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    assert airflow_init.ensure_connection("at_aws", '{"conn_type": "aws"}') is False  # real CLI
+
+    calls: list[tuple[str, ...]] = []
+
+    def airflow(*args: str, check: bool = True) -> int:
+        calls.append(args)
+        return 1 if args[:2] == ("connections", "get") else 0
+
+    monkeypatch.setattr(airflow_init, "airflow", airflow)
+    assert airflow_init.ensure_connection("fresh", "{}") is True
+    assert calls == [
+        ("connections", "get", "fresh"),
+        ("connections", "add", "fresh", "--conn-json", "{}"),
+    ]

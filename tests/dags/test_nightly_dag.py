@@ -11,6 +11,9 @@ import local_stack
 import pandas as pd
 import pytest
 
+from medical_transcribe import pipeline
+from medical_transcribe.naming import slugify
+
 DAG_ID = "nightly_medical_transcription"
 NOTES = {
     "inbox/cardiology.wav": "Atrial fibrillation is rate controlled on metoprolol.",
@@ -44,13 +47,21 @@ def test_dag_imports_cleanly_with_schedule_and_params():
     assert dag.catchup is False
     assert set(dag.params.keys()) == {
         "input_bucket", "input_prefix", "output_bucket", "table_prefix", "type", "specialty",
-        "vocabulary_name", "channel_identification", "identify_phi", "max_files", "dry_run",
+        "vocabulary_name", "channel_identification", "identify_phi", "max_files",
+        "max_failed_fraction", "dry_run",
     }  # fmt: skip
+    for name in dag.params:
+        param = dag.params.get_param(name)
+        assert param.schema.get("title") and param.description, name
     assert dag.params.get_param("type").schema["enum"] == ["DICTATION", "CONVERSATION"]
+    assert dag.params["max_failed_fraction"] == 0
     assert [t.task_id for t in dag.topological_sort()] == [
-        "list_pending", "start_job", "wait_job", "flatten",
+        "list_pending", "transcribe", "flatten", "check_run",
     ]  # fmt: skip
     assert dag.get_task("flatten").trigger_rule == "all_done"
+    # check_run hears of a failed listing directly, so the run cannot end green.
+    assert dag.get_task("check_run").upstream_task_ids == {"flatten", "list_pending"}
+    assert dag.get_task("transcribe").pool == "transcribe_medical"
 
 
 def read_table(s3, bucket: str, prefix: str) -> pd.DataFrame:
@@ -60,6 +71,10 @@ def read_table(s3, bucket: str, prefix: str) -> pd.DataFrame:
         for k in keys
     ]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def states(run) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in run.get_task_instances() if ti.map_index < 1}
 
 
 def test_nightly_run_end_to_end_and_rerun_is_a_no_op(stack, nightly, dictation):
@@ -92,8 +107,14 @@ def test_nightly_run_end_to_end_and_rerun_is_a_no_op(stack, nightly, dictation):
     )
     assert "Contents" not in s3.list_objects_v2(Bucket="nightly-out")
 
-    nightly.test(run_conf=conf)
+    run = nightly.test(run_conf=conf)
 
+    # One corrupt file among good ones: complete tables, and the run ends failed.
+    assert str(run.state) == "failed"
+    assert states(run) | {"transcribe": "-"} == {
+        "list_pending": "success", "transcribe": "-", "flatten": "success",
+        "check_run": "failed",
+    }  # fmt: skip
     jobs = read_table(s3, "nightly-out", "tables/transcription_jobs/")
     items = read_table(s3, "nightly-out", "tables/transcript_items/")
     assert sorted(jobs.media_uri) == sorted(
@@ -101,6 +122,17 @@ def test_nightly_run_end_to_end_and_rerun_is_a_no_op(stack, nightly, dictation):
     )
     broken = jobs[jobs.media_uri.str.endswith("broken.wav")].iloc[0]
     assert broken.status == "FAILED" and "could not be decoded" in broken.failure_reason
+    assert broken.job_name.startswith("media-")  # PHI-safe: no part of the key
+    report_keys = [
+        o["Key"]
+        for o in s3.list_objects_v2(Bucket="nightly-out", Prefix="tables/run_reports/")["Contents"]
+    ]
+    assert len(report_keys) == 1 and report_keys[0].endswith(".html")
+    page = s3.get_object(Bucket="nightly-out", Key=report_keys[0])
+    assert page["ContentType"].startswith("text/html")
+    html = page["Body"].read().decode()
+    assert "s3://dictations/inbox/broken.wav" in html and "could not be decoded" in html
+    assert "3 transcribed" in html and "1 failed" in html and "1 skipped" in html
     done = jobs[jobs.status == "COMPLETED"]
     assert len(done) == 3
     transcripts = [
@@ -113,6 +145,10 @@ def test_nightly_run_end_to_end_and_rerun_is_a_no_op(stack, nightly, dictation):
     assert len(items) == expected_rows
     assert items.confidence.dtype == "float64" and items.start_time.dtype == "float64"
     assert items[items.item_type == "punctuation"].start_time.isna().all()
+    # The audio's own length: longer than the last word ends, and close to it.
+    for row in done.itertuples():
+        last_word = items[items.job_name == row.job_name].end_time.max()
+        assert last_word <= row.media_duration < last_word + 3
     heard = " ".join(items.content).lower()
     assert "atrial fibrillation" in heard and "controlled" in heard
     entities = read_table(s3, "nightly-out", "tables/phi_entities/")
@@ -129,10 +165,63 @@ def test_nightly_run_end_to_end_and_rerun_is_a_no_op(stack, nightly, dictation):
             "MedicalTranscriptionJobSummaries"
         ]
     )
-    nightly.test(run_conf=conf)
+    # A run without a logical date (as the REST API and assets trigger them) still writes
+    # its tables, dated when it ran; the broken file is not retried, so this run is green.
+    rerun = nightly.test(run_conf=conf, logical_date=None)
+    assert rerun.logical_date is None and str(rerun.state) == "success"
+    assert any(
+        rerun.run_after.date().isoformat() in o["Key"]
+        for o in s3.list_objects_v2(Bucket="nightly-out", Prefix="tables/")["Contents"]
+        if slugify(rerun.run_id) in o["Key"]
+    )
     after = len(
         transcribe.list_medical_transcription_jobs(MaxResults=100)[
             "MedicalTranscriptionJobSummaries"
         ]
     )
     assert after == before
+
+
+def test_bad_input_is_refused_before_any_job_starts(stack, nightly, dictation):
+    s3, transcribe = stack.client("s3"), stack.client("transcribe")
+    s3.create_bucket(Bucket="refusals")
+    s3.upload_file(str(dictation(NOTES["inbox/gout.mp3"], ".mp3")), "refusals", "inbox/gout.mp3")
+    jobs_before = transcribe.list_medical_transcription_jobs(MaxResults=100)
+    check = {
+        "aws_conn_id": "aws_default", "input_bucket": "refusals", "input_prefix": "inbox/",
+        "output_bucket": "refusals", "table_prefix": "tables", "settings": {},
+    }  # fmt: skip
+    pipeline.check_inputs(**check)
+    for change, says in [
+        ({"input_bucket": "no-such-bucket"}, "input bucket 'no-such-bucket' does not exist"),
+        ({"input_prefix": "inbx/"}, "nothing under s3://refusals/inbx/"),
+        ({"output_bucket": "no-such-out"}, "output bucket 'no-such-out' does not exist"),
+        ({"settings": {"VocabularyName": "no-such-list"}}, "'no-such-list' does not exist"),
+        (
+            {"settings": {"ChannelIdentification": True, "ShowSpeakerLabels": True}},
+            "cannot be used together",
+        ),
+    ]:
+        with pytest.raises(Exception, match=says):
+            pipeline.check_inputs(**{**check, **change})
+
+    # channel identification on mono audio is refused before any job starts
+    with pytest.raises(Exception, match="mono: media-"):
+        pipeline.list_pending(
+            aws_conn_id="aws_default", input_bucket="refusals", input_prefix="inbox/",
+            output_bucket="refusals", job_type="DICTATION", specialty="PRIMARYCARE",
+            settings={"ChannelIdentification": True}, max_files=10,
+        )  # fmt: skip
+
+    # A whole run with a missing bucket: list_pending fails, flatten has nothing to do and
+    # says so (no secondary error), and the run ends failed.
+    run = nightly.test(run_conf={"input_bucket": "no-such-bucket", "dry_run": False})
+    assert str(run.state) == "failed"
+    assert states(run) == {
+        "list_pending": "failed", "transcribe": "upstream_failed", "flatten": "skipped",
+        "check_run": "upstream_failed",
+    }  # fmt: skip
+    after = transcribe.list_medical_transcription_jobs(MaxResults=100)
+    assert (
+        after["MedicalTranscriptionJobSummaries"] == jobs_before["MedicalTranscriptionJobSummaries"]
+    )

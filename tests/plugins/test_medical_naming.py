@@ -67,3 +67,9 @@ def test_long_key_keeps_its_file_name():
 
 def test_key_without_usable_characters_still_names_the_job():
     assert re.fullmatch(r"media-[0-9a-f]{16}", name(key="日本語"))
+
+
+def test_phi_safe_names_carry_no_part_of_the_key():
+    safe = name(key="inbox/smith-john-1962.wav", phi_safe=True)
+    assert re.fullmatch(r"media-[0-9a-f]{16}", safe)
+    assert safe.endswith(name(key="inbox/smith-john-1962.wav")[-16:])

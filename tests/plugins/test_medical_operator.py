@@ -3,7 +3,12 @@ from __future__ import annotations
 from unittest import mock
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+    AirflowFailException,
+    TaskDeferred,
+)
+from botocore.exceptions import ClientError
 
 from medical_transcribe.hooks import (
     MedicalTranscriptionJobFailedError,
@@ -148,13 +153,36 @@ def test_execute_complete_returns_the_job_name(media):
     assert operator(media).execute_complete({}, event) == "night-001"
 
 
-def test_execute_complete_fails_with_the_trigger_message(media):
+def test_execute_complete_fails_with_the_reason_without_retries(media):
     event = {
         "status": "error",
         "job_name": "night-001",
         "message": "failed: FAILED - Unsupported media format",
     }
-    with pytest.raises(AirflowException, match="Unsupported media format"):
+    failed = {"TranscriptionJobStatus": "FAILED", "FailureReason": "Unsupported media format"}
+    with (
+        mock.patch.object(TranscribeMedicalHook, "get_job", return_value=failed),
+        pytest.raises(AirflowFailException, match="Unsupported media format"),
+    ):
         operator(media).execute_complete({}, event)
     with pytest.raises(AirflowException, match="event is None"):
         operator(media).execute_complete({}, None)
+
+
+def test_a_refused_request_fails_at_once_without_retries(media):
+    op = operator(media, job_name="night-002", settings={"VocabularyName": "no-such-list"})
+    refused = ClientError(
+        {"Error": {"Code": "BadRequestException", "Message": "The vocabulary was not found."}},
+        "StartMedicalTranscriptionJob",
+    )
+    with (
+        mock.patch.object(TranscribeMedicalHook, "start_job", side_effect=refused),
+        pytest.raises(AirflowFailException, match=r"night-002 was refused.*not found"),
+    ):
+        op.execute({})
+    throttled = ClientError({"Error": {"Code": "ThrottlingException"}}, "StartMedical")
+    with (
+        mock.patch.object(TranscribeMedicalHook, "start_job", side_effect=throttled),
+        pytest.raises(ClientError),
+    ):
+        op.execute({})

@@ -3,7 +3,11 @@ from __future__ import annotations
 from unittest import mock
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+    AirflowFailException,
+    TaskDeferred,
+)
 
 from medical_transcribe.hooks import TranscribeMedicalHook
 from medical_transcribe.sensors import MedicalTranscriptionJobSensor
@@ -67,12 +71,27 @@ def test_pokes_in_a_worker_when_not_deferrable(job):
     assert probe.hook.get_job(job)["TranscriptionJobStatus"] == "COMPLETED"
 
 
-def test_execute_complete_passes_success_and_fails_with_the_reason_from_the_event():
+def test_execute_complete_passes_success_and_fails_with_the_reason_without_retries():
     sensor().execute_complete({}, {"status": "success", "job_name": "visit-1"})
     event = {
         "status": "error",
         "job_name": "visit-1",
         "message": "Medical transcription job visit-1 failed: FAILED - Unsupported media format",
     }
-    with pytest.raises(AirflowException, match="Unsupported media format"):
+    failed = {"TranscriptionJobStatus": "FAILED", "FailureReason": "Unsupported media format"}
+    with (
+        mock.patch.object(TranscribeMedicalHook, "get_job", return_value=failed),
+        pytest.raises(AirflowFailException, match="Unsupported media format"),
+    ):
         sensor().execute_complete({}, event)
+
+
+def test_execute_complete_lets_a_waiter_timeout_be_retried():
+    event = {"status": "error", "job_name": "visit-1", "message": "max attempts reached"}
+    running = {"TranscriptionJobStatus": "IN_PROGRESS"}
+    with (
+        mock.patch.object(TranscribeMedicalHook, "get_job", return_value=running),
+        pytest.raises(AirflowException, match="max attempts") as raised,
+    ):
+        sensor().execute_complete({}, event)
+    assert not isinstance(raised.value, AirflowFailException)

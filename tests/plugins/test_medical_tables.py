@@ -13,6 +13,7 @@ from medical_transcribe.tables import (
     ITEMS_TABLE,
     JOBS_SCHEMA,
     JOBS_TABLE,
+    MEDIA_DURATION,
     PHI_SCHEMA,
     PHI_TABLE,
     TranscriptTableWriter,
@@ -98,13 +99,14 @@ def test_punctuation_has_no_times():
 
 
 def test_job_summary_statistics():
-    _, jobs = frames([(job(), DICTATION)], **RUN, low_confidence_threshold=0.5)
+    measured = job(**{MEDIA_DURATION: 7.5})
+    _, jobs = frames([(measured, DICTATION)], **RUN, low_confidence_threshold=0.5)
     row = jobs.iloc[0]
     assert row["words"] == 3
     assert row["low_confidence_words"] == 1
     assert row["min_confidence"] == 0.4
     assert row["mean_confidence"] == pytest.approx((1.0 + 0.9 + 0.4) / 3)
-    assert row["media_duration"] == 6.05
+    assert row["media_duration"] == 7.5  # the audio's length, not the last word's end
     assert row["completion_time"] == pd.Timestamp("2024-05-02T02:03:00Z")
     assert str(jobs["creation_time"].dtype) == "datetime64[us, UTC]"
     assert row["transcript_uri"] == "s3://out/medical/visit-1.json"
