@@ -15,12 +15,12 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	python3 -m uv pip install --quiet --python $(BIN)/python -r requirements-dev.txt -c constraints.txt
 	touch $@
 
-# Test dictations are synthesized at test time, and the job store is tested on a real
-# PostgreSQL server; make run needs none of these.
+# Test dictations are synthesized at test time, the job store is tested on a real
+# PostgreSQL server, and the UI tests drive Debian's Chromium; make run needs none of these.
 system-packages:
-	@command -v espeak-ng >/dev/null && command -v sox >/dev/null && \
+	@command -v espeak-ng >/dev/null && command -v sox >/dev/null && command -v chromium >/dev/null && \
 	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
-	  (apt-get update -qq && apt-get install -y -qq espeak-ng sox libsox-fmt-mp3 postgresql >/dev/null)
+	  (apt-get update -qq && apt-get install -y -qq espeak-ng sox libsox-fmt-mp3 postgresql chromium >/dev/null)
 
 run: $(STAMP)
 	$(IN_VENV) $(BIN)/python include/run_nightly.py

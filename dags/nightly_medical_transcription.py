@@ -160,7 +160,7 @@ def nightly_medical_transcription() -> None:
         map_index_template="{{ task.job_name }}",
     ).expand_kwargs(pending)
 
-    @task(trigger_rule=TriggerRule.ALL_DONE)
+    @task(trigger_rule=TriggerRule.ALL_DONE, multiple_outputs=False)
     def flatten(descriptors: list[dict[str, Any]] | None, params: dict[str, Any]) -> dict:
         if descriptors is None:
             # list_pending failed and said why; check_run fails the run for it.

@@ -82,6 +82,8 @@ def summarize(s3, run_id: str) -> None:
     print(jobs[columns].to_string(index=False))
     say(f"tables: s3://{OUTPUT_BUCKET}/{jobs_key} ({len(jobs)} rows)")
     say(f"        s3://{OUTPUT_BUCKET}/{items_key} ({len(items)} rows)")
+    report_key = jobs_key.replace("transcription_jobs", "run_reports").replace(".parquet", ".html")
+    say(f"run report: s3://{OUTPUT_BUCKET}/{report_key}")
     if len(done):
         first = done.iloc[0]
         words = items[items.job_name == first.job_name]

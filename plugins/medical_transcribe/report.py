@@ -88,7 +88,7 @@ def render(
 <html lang="en"><head><meta charset="utf-8"><title>Transcription run {escape(run_id)}</title>
 <style>{_STYLE}</style></head><body>
 <h1>Transcription run {escape(run_id)}</h1>
-<p>Run date {escape(str(run_date))}.{f" Skipped: {escape(skip_detail)}." if skip_detail else ""}</p>
+<p>Run date {pd.Timestamp(run_date).date()}.{f" Skipped: {escape(skip_detail)}." if skip_detail else ""}</p>
 <p class="counts">{counts}</p>
 <h2>Files</h2>
 <table><tr><th>audio</th><th>job (transcript)</th><th>status</th><th>reason</th>

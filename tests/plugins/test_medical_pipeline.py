@@ -18,7 +18,7 @@ SUMMARY = {
     "files": 4,
     "completed": 3,
     "failed": {"media-1a2b": "The media file could not be decoded."},
-    "skipped": {"not_audio": 1, "transcribed": 0, "failed_before": 0},
+    "skipped": {"not_audio": 1, "already_transcribed": 0, "failed_before": 0},
     "report": "s3://out/tables/run_reports/run_date=2026-11-25/r.html",
 }
 

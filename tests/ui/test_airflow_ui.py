@@ -1,0 +1,272 @@
+"""The DAG operated from the Airflow UI in a real browser, as an operator would.
+
+Debian's Chromium, driven by Playwright, against ``airflow standalone`` (API server,
+scheduler, dag-processor, triggerer) and the real local stack, all on free loopback ports.
+Screenshots of every step land in ``test-artifacts/ui/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import local_stack
+import pytest
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = "/usr/bin/chromium"
+DAG_ID = "nightly_medical_transcription"
+ARTIFACTS = local_stack.ROOT / "test-artifacts" / "ui"
+POOL_SLOTS = 2
+NOTES = [
+    "Hypertension follow up. Blood pressure is controlled on lisinopril ten milligrams.",
+    "Type two diabetes. Continue metformin and recheck the hemoglobin A one C.",
+    "Knee osteoarthritis. Start physical therapy and use ibuprofen as needed.",
+    "Seasonal allergies. Start cetirizine daily and return if symptoms persist.",
+]
+#: The widget the trigger form must render for each parameter, by the element's CSS.
+WIDGETS = {
+    "input_bucket": "input.chakra-input:not([type])",
+    "input_prefix": "input.chakra-input:not([type])",
+    "output_bucket": "input.chakra-input:not([type])",
+    "table_prefix": "input.chakra-input:not([type])",
+    "type": "input[type=hidden]",
+    "specialty": "input[type=hidden]",
+    "vocabulary_name": "input.chakra-input:not([type])",
+    "channel_identification": "[data-scope=switch] input[type=checkbox]",
+    "max_files": "input[role=spinbutton]",
+    "max_failed_fraction": "input[role=spinbutton]",
+    "dry_run": "[data-scope=switch] input[type=checkbox]",
+}
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt)"
+)
+
+
+@dataclass
+class Airflow:
+    url: str
+    user: str
+    password: str
+
+    def api(self, path: str, body: dict | None = None) -> dict:
+        request = urllib.request.Request(
+            f"{self.url}{path}",
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Content-Type": "application/json", **self._auth()},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())
+
+    def _auth(self) -> dict[str, str]:
+        if not hasattr(self, "_token"):
+            request = urllib.request.Request(
+                f"{self.url}/auth/token",
+                data=json.dumps({"username": self.user, "password": self.password}).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=60) as response:
+                self._token = json.loads(response.read())["access_token"]
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def runs(self) -> list[dict]:
+        return self.api(f"/api/v2/dags/{DAG_ID}/dagRuns?order_by=-run_after&limit=20")["dag_runs"]
+
+    def wait_for_new_run(self, known: set[str], timeout: float = 300) -> dict:
+        """The run started after ``known`` runs, once it has ended."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            new = [r for r in self.runs() if r["dag_run_id"] not in known]
+            if new and new[0]["state"] in ("success", "failed"):
+                return new[0]
+            time.sleep(1)
+        raise AssertionError(f"no run ended within {timeout:.0f}s: {self.runs()[:2]}")
+
+
+@pytest.fixture(scope="module")
+def airflow(stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
+    state = tmp_path_factory.mktemp("airflow-ui")
+    port = local_stack.free_port()
+    extra = {
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(local_stack.free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(local_stack.free_port()),
+        local_stack.POOL_SLOTS_SETTING: str(POOL_SLOTS),
+        "MEDICAL_TRANSCRIBE_POLL_SECONDS": "1",
+    }
+    process = local_stack.start_airflow(state, stack.env, port, extra)
+    passwords = state / "airflow" / "simple_auth_manager_passwords.json.generated"
+    user, password = next(iter(json.loads(passwords.read_text()).items()))
+    running = Airflow(f"http://127.0.0.1:{port}", user, password)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # the dag-processor parses the DAG after start-up
+        try:
+            running.api(f"/api/v2/dags/{DAG_ID}")
+            break
+        except OSError:
+            time.sleep(2)
+    yield running
+    local_stack.stop(process.pid)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True)
+    with playwright.sync_playwright() as driver:
+        chromium = driver.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield chromium
+        chromium.close()
+
+
+class JobsInFlight(threading.Thread):
+    """Samples how many engine jobs are QUEUED or IN_PROGRESS while a run goes on."""
+
+    def __init__(self, transcribe) -> None:
+        super().__init__(daemon=True)
+        self.transcribe, self.most, self.done = transcribe, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            count = sum(
+                len(
+                    self.transcribe.list_medical_transcription_jobs(Status=status, MaxResults=100)[
+                        "MedicalTranscriptionJobSummaries"
+                    ]
+                )
+                for status in ("QUEUED", "IN_PROGRESS")
+            )
+            self.most = max(self.most, count)
+            time.sleep(0.2)
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def trigger(page, airflow: Airflow, *, dry_run: bool, check_form: bool = False) -> float:
+    """Open the trigger form, fill it in, submit; return when it was submitted."""
+    page.goto(f"{airflow.url}/dags/{DAG_ID}")
+    page.get_by_test_id("trigger-dag-button").click()
+    dialog = page.get_by_role("dialog")
+    dialog.locator("input[name=element_input_bucket]").wait_for()
+    if check_form:
+        check_trigger_form(dialog)
+        shot(page, "02-trigger-form")
+    dialog.locator("input[name=element_input_bucket]").fill("ui-inbox")
+    dialog.locator("input[name=element_output_bucket]").fill("ui-out")
+    switch = dialog.locator("input[name=element_dry_run]")
+    if switch.is_checked() != dry_run:
+        dialog.locator('[id="switch:element_dry_run"]').click()
+    assert switch.is_checked() == dry_run
+    submitted = time.monotonic()
+    dialog.get_by_test_id("trigger-dag-submit").click()
+    dialog.wait_for(state="hidden")
+    return submitted
+
+
+def check_trigger_form(dialog) -> None:
+    """Every param has a label (its title), a description and the widget for its type."""
+    from nightly_medical_transcription import nightly_medical_transcription
+
+    params = nightly_medical_transcription().params
+    assert set(WIDGETS) == set(params)
+    for name, widget in WIDGETS.items():
+        field = dialog.locator(f"[data-scope=field][data-part=root]:has([name=element_{name}])")
+        assert field.count() == 1, name
+        assert field.locator(widget).count() == 1, f"{name}: no {widget}"
+        param = params.get_param(name)
+        label = field.locator("label[data-part=label]").first.inner_text()
+        assert label.strip().rstrip("*").strip() == param.schema["title"], name
+        assert field.locator("[data-part=helper-text]").inner_text() == param.description, name
+    assert dialog.locator("input[name=element_max_failed_fraction]").input_value() == "0"
+
+
+def open_run(page, airflow: Airflow, run: dict, name: str) -> None:
+    page.goto(f"{airflow.url}/dags/{DAG_ID}/runs/{run['dag_run_id']}")
+    page.get_by_text(run["state"], exact=False).first.wait_for()
+    shot(page, name)
+
+
+def test_operating_the_dag_from_the_ui(stack, airflow, browser, dictation):
+    s3, transcribe = stack.client("s3"), stack.client("transcribe")
+    for bucket in ("ui-inbox", "ui-out"):
+        s3.create_bucket(Bucket=bucket)
+    for index, text in enumerate(NOTES):
+        s3.upload_file(str(dictation(text, ".mp3")), "ui-inbox", f"inbox/visit-{index}.mp3")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(120_000)
+
+    page.goto(f"{airflow.url}/")
+    page.locator("input[name=username]").fill(airflow.user)
+    page.locator("input[name=password]").fill(airflow.password)
+    shot(page, "01-login")
+    page.locator("button[type=submit]").click()
+    page.wait_for_url(lambda url: "login" not in url)
+
+    # A dry run lists the inbox and starts nothing.
+    known = {r["dag_run_id"] for r in airflow.runs()}
+    jobs_before = transcribe.list_medical_transcription_jobs(MaxResults=100)
+    trigger(page, airflow, dry_run=True, check_form=True)
+    run = airflow.wait_for_new_run(known)
+    assert run["state"] == "success"
+    jobs_after = transcribe.list_medical_transcription_jobs(MaxResults=100)
+    assert jobs_after["MedicalTranscriptionJobSummaries"] == jobs_before[
+        "MedicalTranscriptionJobSummaries"
+    ]
+    open_run(page, airflow, run, "03-dry-run-success")
+
+    # A real run of four files, never more jobs in flight than the pool has slots.
+    known.add(run["dag_run_id"])
+    in_flight = JobsInFlight(transcribe)
+    in_flight.start()
+    submitted = trigger(page, airflow, dry_run=False)
+    run = airflow.wait_for_new_run(known)
+    seconds = time.monotonic() - submitted
+    in_flight.done.set()
+    in_flight.join()
+    assert run["state"] == "success"
+    assert 1 <= in_flight.most <= POOL_SLOTS
+    (ARTIFACTS / "timing.json").write_text(
+        json.dumps({"files": len(NOTES), "trigger_to_result_seconds": round(seconds, 1)})
+    )
+    open_run(page, airflow, run, "04-real-run-success")
+    page.goto(f"{airflow.url}/dags/{DAG_ID}/runs/{run['dag_run_id']}/tasks/transcribe/mapped")
+    page.get_by_text("media-").first.wait_for()  # mapped tasks named by their job
+    shot(page, "05-mapped-tasks-named")
+
+    # A corrupt file makes the run fail, naming it; the report says which file it was.
+    s3.put_object(Bucket="ui-inbox", Key="inbox/corrupt.wav", Body=b"RIFF....WAVEfmt garbage")
+    known.add(run["dag_run_id"])
+    trigger(page, airflow, dry_run=False)
+    run = airflow.wait_for_new_run(known)
+    assert run["state"] == "failed"
+    open_run(page, airflow, run, "06-corrupt-file-run-failed")
+    page.goto(f"{airflow.url}/dags/{DAG_ID}/runs/{run['dag_run_id']}/tasks/check_run")
+    failure = page.get_by_text("could not be decoded").first
+    failure.wait_for()
+    assert "0 transcribed, 1 failed" in page.content()
+    shot(page, "07-check-run-names-the-failed-file")
+
+    # The run report, from the task's "Extra Links" (its Details tab).
+    page.goto(f"{airflow.url}/dags/{DAG_ID}/runs/{run['dag_run_id']}/tasks/check_run/details")
+    with page.context.expect_page() as opened:
+        page.get_by_role("link", name="Run report").first.click()
+    report = opened.value
+    report.wait_for_load_state()
+    html = report.content()
+    assert "s3://ui-inbox/inbox/corrupt.wav" in html and "could not be decoded" in html
+    assert "1 failed" in html
+    shot(report, "08-run-report")
+    # The form unpaused the DAG, and that started no run of a missed night.
+    assert {r["run_type"] for r in airflow.runs()} == {"manual"}
