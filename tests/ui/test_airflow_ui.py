@@ -41,6 +41,7 @@ WIDGETS = {
     "specialty": "input[type=hidden]",
     "vocabulary_name": "input.chakra-input:not([type])",
     "channel_identification": "[data-scope=switch] input[type=checkbox]",
+    "identify_phi": "[data-scope=switch] input[type=checkbox]",
     "max_files": "input[role=spinbutton]",
     "max_failed_fraction": "input[role=spinbutton]",
     "dry_run": "[data-scope=switch] input[type=checkbox]",
@@ -221,9 +222,10 @@ def test_operating_the_dag_from_the_ui(stack, airflow, browser, dictation):
     run = airflow.wait_for_new_run(known)
     assert run["state"] == "success"
     jobs_after = transcribe.list_medical_transcription_jobs(MaxResults=100)
-    assert jobs_after["MedicalTranscriptionJobSummaries"] == jobs_before[
-        "MedicalTranscriptionJobSummaries"
-    ]
+    assert (
+        jobs_after["MedicalTranscriptionJobSummaries"]
+        == jobs_before["MedicalTranscriptionJobSummaries"]
+    )
     open_run(page, airflow, run, "03-dry-run-success")
 
     # A real run of four files, never more jobs in flight than the pool has slots.
