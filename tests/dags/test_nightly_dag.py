@@ -43,7 +43,9 @@ def test_dag_imports_cleanly_with_schedule_and_params():
     bag = DagBag(dag_folder=str(local_stack.ROOT / "dags"))
     assert bag.import_errors == {}
     dag = bag.dags[DAG_ID]
-    assert dag.schedule == "0 2 * * *" or str(dag.timetable.summary) == "0 2 * * *"
+    assert dag.timetable.expression == "0 2 * * *" and dag.timetable.timezone == "UTC"
+    # Unpausing waits for the next 02:00: no start_date, and no run of a missed night.
+    assert dag.start_date is None and dag.timetable.run_immediately is False
     assert dag.catchup is False
     assert set(dag.params.keys()) == {
         "input_bucket", "input_prefix", "output_bucket", "table_prefix", "type", "specialty",
