@@ -102,7 +102,8 @@ def airflow(stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow
         local_stack.POOL_SLOTS_SETTING: str(POOL_SLOTS),
         "MEDICAL_TRANSCRIBE_POLL_SECONDS": "1",
     }
-    process = local_stack.start_airflow(state, stack.env, port, extra)
+    # Generous: on a busy 2-core machine the four Airflow services take minutes to start.
+    process = local_stack.start_airflow(state, stack.env, port, extra, timeout=600)
     passwords = state / "airflow" / "simple_auth_manager_passwords.json.generated"
     user, password = next(iter(json.loads(passwords.read_text()).items()))
     running = Airflow(f"http://127.0.0.1:{port}", user, password)
