@@ -64,7 +64,7 @@ class Airflow:
             data=json.dumps(body).encode() if body is not None else None,
             headers={"Content-Type": "application/json", **self._auth()},
         )
-        with urllib.request.urlopen(request, timeout=60) as response:
+        with urllib.request.urlopen(request, timeout=120) as response:
             return json.loads(response.read())
 
     def _auth(self) -> dict[str, str]:
@@ -81,11 +81,14 @@ class Airflow:
     def runs(self) -> list[dict]:
         return self.api(f"/api/v2/dags/{DAG_ID}/dagRuns?order_by=-run_after&limit=20")["dag_runs"]
 
-    def wait_for_new_run(self, known: set[str], timeout: float = 300) -> dict:
+    def wait_for_new_run(self, known: set[str], timeout: float = 600) -> dict:
         """The run started after ``known`` runs, once it has ended."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            new = [r for r in self.runs() if r["dag_run_id"] not in known]
+            try:
+                new = [r for r in self.runs() if r["dag_run_id"] not in known]
+            except OSError:  # a busy API server; ask again
+                continue
             if new and new[0]["state"] in ("success", "failed"):
                 return new[0]
             time.sleep(1)
