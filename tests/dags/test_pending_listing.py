@@ -53,15 +53,16 @@ def test_pending_skips_transcribed_and_failed_without_per_object_calls(stack, mo
             TranscribeMedicalHook(aws_conn_id="aws_default").wait_for_job(names[key], 1, 120)
     calls.clear()
 
-    pending = pipeline.list_pending(
+    pending, skipped = pipeline.list_pending(
         aws_conn_id="aws_default", input_bucket="listing-in", input_prefix="night/",
         output_bucket="listing-out", job_type="DICTATION", specialty="PRIMARYCARE",
-        settings={}, max_files=100,
+        settings={}, max_files=100, phi_safe=False,
     )  # fmt: skip
 
     expected = sorted(set(names) - set(transcribed) - set(failed))
     assert sorted(d["media_file_uri"].removeprefix("s3://listing-in/") for d in pending) == expected
     assert [d["job_name"] for d in pending] == [names[key] for key in expected]
+    assert skipped == {"not_audio": 1, "already_transcribed": 10, "failed_before": 2}
     # One listing of the inbox, one of the transcripts, one of the failed jobs; a HEAD only
     # for the object whose name does not say it is audio.
     assert dict(calls) == {"ListObjectsV2": 2, "ListMedicalTranscriptionJobs": 1, "HeadObject": 1}
