@@ -7,7 +7,8 @@ export PYTHONPATH := $(abspath include)
 # The venv's tools (airflow, weed) first, for the programs our scripts start.
 IN_VENV := PATH=$(abspath $(BIN)):$$PATH
 
-.PHONY: run test up down bench bench-voices lint lock system-packages
+.PHONY: run test up down bench bench-voices lint lock system-packages cluster cluster-down \
+	test-cluster cluster-packages
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	python3 -m pip install --quiet uv
@@ -33,6 +34,22 @@ up: $(STAMP)
 
 down:
 	$(BIN)/python include/local_stack.py down
+
+# The production shape of docker-compose.yaml as processes on network namespaces (root).
+cluster-packages:
+	@command -v redis-server >/dev/null && command -v ip >/dev/null && \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  (apt-get update -qq && apt-get install -y -qq postgresql redis-server iproute2 >/dev/null)
+
+cluster: $(STAMP) cluster-packages
+	$(IN_VENV) $(BIN)/python -m cluster up
+
+cluster-down:
+	$(BIN)/python -m cluster down
+
+# Nights through the Airflow REST API on the cluster, under faults (starts and stops it).
+test-cluster: $(STAMP) system-packages cluster-packages
+	CLUSTER_TESTS=1 $(IN_VENV) $(BIN)/python -m pytest tests/cluster
 
 # More voices for the benchmark corpus (it falls back to espeak-ng without them).
 bench-voices:

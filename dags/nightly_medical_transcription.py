@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowSkipException
-from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
+from airflow.sdk import CronTriggerTimetable, Param, conf, dag, get_current_context, task
 from airflow.task.trigger_rule import TriggerRule
 
 from medical_transcribe import alerts, pipeline
@@ -25,6 +25,9 @@ AWS_CONN_ID = os.environ.get("MEDICAL_TRANSCRIBE_CONN_ID", "aws_default")
 #: ``--include-deferred`` so waiting jobs hold their slot: see README, "Jobs in flight".
 POOL = os.environ.get("MEDICAL_TRANSCRIBE_POOL", "transcribe_medical")
 POLL_SECONDS = int(os.environ.get("MEDICAL_TRANSCRIBE_POLL_SECONDS", "30"))
+#: Airflow refuses to expand a mapped task past [core] max_map_length, so one run takes at
+#: most that many files; a bigger night's rest is left pending for the next run.
+MAX_FILES = conf.getint("core", "max_map_length")
 #: Job names and logs carry a hash instead of the S3 key (keys can hold patient identifiers).
 PHI_SAFE_NAMES = os.environ.get("MEDICAL_TRANSCRIBE_PHI_SAFE_NAMES", "1") != "0"
 
@@ -89,11 +92,12 @@ PHI_SAFE_NAMES = os.environ.get("MEDICAL_TRANSCRIBE_PHI_SAFE_NAMES", "1") != "0"
             description="Label protected health information (PHI) in the transcripts",
         ),
         "max_files": Param(
-            500,
+            min(500, MAX_FILES),
             type="integer",
             minimum=1,
+            maximum=MAX_FILES,
             title="Max files",
-            description="Cap on files per run",
+            description="Cap on files per run; the rest is left for the next run",
         ),
         "max_failed_fraction": Param(
             0.0,

@@ -43,7 +43,9 @@ def main() -> None:
         "-ip=127.0.0.1", "-ip.bind=0.0.0.0",
         "-s3", f"-s3.port={S3_PORT}", f"-s3.config={config}",
         "-s3.port.iceberg=0", "-s3.port.lance=0",  # catalogs the stack does not use
-        "-master.volumeSizeLimitMB=1024",
+        # Each bucket grows volumes of its own: 0 sizes the count to the free disk, where a
+        # fixed default ran out at the second bucket (No writable volumes).
+        "-master.volumeSizeLimitMB=1024", "-volume.max=0",
     ]  # fmt: skip
     os.execv(weed, args)
 

@@ -186,7 +186,7 @@ def test_airflow_runs_celery_on_the_shared_airflow_3_settings() -> None:
     assert common["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert common["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql")
     assert common["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
-    assert common["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
+    assert common["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg2://")
     assert common["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == (
         "http://airflow-apiserver:8080/execution/"
     )

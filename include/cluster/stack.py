@@ -1,0 +1,302 @@
+"""The compose topology as processes: one network namespace per container, same commands.
+
+Every service of ``docker-compose.yaml`` runs with the command, environment, dependencies
+and healthcheck compose resolves for it; ``build:`` services get the Dockerfile's ``ENV``
+with its paths mapped into this checkout. The two image services are Debian's own
+programs: PostgreSQL set up the way its image does (``cluster.postgres``) and Redis with
+the compose command as written. State, logs and the generated ``.env`` live under
+``.local/cluster/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import local_stack
+
+from cluster import compose, postgres
+from cluster.netns import Network
+
+STATE = compose.ROOT / ".local" / "cluster"
+#: Replicas per service (``docker compose up --scale``).
+SCALE = {"engine-worker": 3, "airflow-worker": 2}
+#: Unique to this cluster: namespaces ``msc-<host>``, links ``msc12…``, 10.112.12.0/24.
+NAMESPACE_PREFIX, SUBNET = "msc", "10.112.12"
+PORTS = {"s3": 8333, "engine-api": 8701, "airflow-apiserver": 8080}
+
+
+def hosts_of(services: dict[str, Any]) -> dict[str, list[str]]:
+    """Each service's hosts: its name, or ``name-1..N`` when scaled."""
+    scaled = {name: SCALE.get(name, 1) for name in services}
+    return {
+        name: [name] if count == 1 else [f"{name}-{i}" for i in range(1, count + 1)]
+        for name, count in scaled.items()
+    }
+
+
+def start_order(services: dict[str, Any]) -> list[str]:
+    """Services after everything they depend on."""
+    done: list[str] = []
+
+    def visit(name: str) -> None:
+        if name not in done:
+            for dependency in services[name].get("depends_on") or {}:
+                visit(dependency)
+            done.append(name)
+
+    for name in sorted(services):
+        visit(name)
+    return done
+
+
+class ProcessCluster:
+    def __init__(self, state: Path = STATE) -> None:
+        self.state = state
+        self.settings = compose.write_env_file(state / ".env")
+        self.services: dict[str, Any] = compose.resolve(state / ".env")["services"]
+        self.hosts = hosts_of(self.services)
+        self.network = Network(
+            f"{NAMESPACE_PREFIX}12",
+            SUBNET,
+            tuple(host for name in start_order(self.services) for host in self.hosts[name]),
+        )
+        self.record = state / "cluster.json"
+        self.paths = self._paths()
+
+    # --- what each host runs ------------------------------------------------------------
+
+    def _paths(self) -> dict[str, Path]:
+        """Image paths -> folders here: the code, Airflow's home, the named volumes."""
+        mapping = {
+            "/opt/medscribe": compose.ROOT,
+            "/opt/airflow": self.state / "airflow",
+            # The model cache: the one every local run already filled.
+            "/opt/cache": Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"),
+        }
+        for service in self.services.values():
+            for volume in service.get("volumes") or []:
+                if volume["type"] == "volume":
+                    mapping[volume["target"]] = self.state / "volumes" / volume["source"]
+        return mapping
+
+    def _mapped(self, value: str) -> str:
+        for image_path in sorted(self.paths, key=len, reverse=True):
+            if value == image_path or value.startswith(image_path + "/"):
+                return str(self.paths[image_path]) + value[len(image_path) :]
+        return value
+
+    def env(self, service: str, host: str) -> dict[str, str]:
+        spec = self.services[service]
+        base = compose.image_env() if "build" in spec else {}
+        declared = {**base, **(spec.get("environment") or {})}
+        return {
+            "PATH": f"{Path(sys.executable).parent}:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": str(self.state / "home"),
+            "LANG": "C.UTF-8",
+            "HOSTNAME": host,
+            **{name: self._mapped(str(value)) for name, value in declared.items()},
+        }
+
+    def command(self, service: str) -> list[str]:
+        return [compose.unescape(token) for token in self.services[service]["command"]]
+
+    def healthcheck(self, service: str) -> list[str] | None:
+        test = (self.services[service].get("healthcheck") or {}).get("test")
+        if not test:
+            return None
+        if test[0] == "CMD-SHELL":
+            return ["sh", "-c", compose.unescape(test[1])]
+        return [compose.unescape(token) for token in test[1:]]
+
+    def postgres_server(self) -> postgres.Server:
+        data = self._mapped("/var/lib/postgresql/data")
+        return postgres.Server(Path(data), self.state / "run" / "postgres")
+
+    # --- running ------------------------------------------------------------------------
+
+    def _pids(self) -> dict[str, int]:
+        if not self.record.exists():
+            return {}
+        return json.loads(self.record.read_text())["pids"]
+
+    def _save(self, pids: dict[str, int]) -> None:
+        self.record.write_text(json.dumps({"hosts": list(self.network.hosts), "pids": pids}))
+
+    def running(self) -> dict[str, int]:
+        alive = {}
+        for host, pid in self._pids().items():
+            with suppress(ProcessLookupError):
+                os.kill(pid, 0)
+                alive[host] = pid
+        return alive
+
+    def _launch(self, service: str, host: str) -> subprocess.Popen:
+        if service == "postgres":
+            return self._launch_postgres(host)
+        log = (self.state / "logs" / f"{host}.log").open("ab")
+        cwd = self.state / "volumes" / host if "build" not in self.services[service] else None
+        if cwd:
+            cwd.mkdir(parents=True, exist_ok=True)
+        return subprocess.Popen(
+            self.network.run_on(host, self.command(service)),
+            env=self.env(service, host),
+            cwd=cwd or compose.ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def _launch_postgres(self, host: str) -> subprocess.Popen:
+        """The postgres image's entrypoint: initdb and init scripts once, then the server."""
+        env = self.env("postgres", host)
+        server = self.postgres_server()
+        fresh = not server.initialized()
+        if fresh:
+            server.initdb(env["POSTGRES_USER"], env["POSTGRES_PASSWORD"])
+        log = (self.state / "logs" / f"{host}.log").open("ab")
+        process = subprocess.Popen(
+            self.network.run_on(host, server.command()),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        local_stack.wait_until(lambda: self.healthy("postgres", host), "postgres", 60, process)
+        if fresh:
+            server.psql(env["POSTGRES_USER"], "postgres", f'CREATE DATABASE "{env["POSTGRES_DB"]}"')
+            scripts = [
+                Path(volume["source"])
+                for volume in self.services["postgres"].get("volumes") or []
+                if volume["target"].startswith("/docker-entrypoint-initdb.d/")
+            ]
+            server.run_init_scripts(scripts, env)
+        return process
+
+    def healthy(self, service: str, host: str) -> bool:
+        test = self.healthcheck(service)
+        if test is None:
+            return True
+        env = self.env(service, host)
+        if service == "postgres":
+            env.update(self.postgres_server().env)
+        try:
+            result = subprocess.run(
+                self.network.run_on(host, test),
+                env=env,
+                cwd=compose.ROOT,
+                capture_output=True,
+                timeout=60,
+            )
+        except subprocess.TimeoutExpired:
+            return False
+        return result.returncode == 0
+
+    def wait_healthy(self, service: str, timeout: float = 300) -> None:
+        pids = self._pids()
+        for host in self.hosts[service]:
+            deadline = time.monotonic() + timeout
+            while not self.healthy(service, host):
+                with suppress(ProcessLookupError):
+                    os.kill(pids[host], 0)
+                    if time.monotonic() < deadline:
+                        time.sleep(1)
+                        continue
+                raise RuntimeError(f"{host} is not healthy; see {self.state / 'logs' / host}.log")
+
+    def start(self, service: str, host: str) -> int:
+        """Start (or start again) one host's process; returns its pid."""
+        pids = self._pids()
+        pids[host] = self._launch(service, host).pid
+        self._save(pids)
+        return pids[host]
+
+    def stop(self, host: str) -> None:
+        """Stop one host's process the way its container is stopped."""
+        pid = self._pids().get(host)
+        if pid is None:
+            return
+        if host == "postgres":
+            postgres.shut_down(pid)
+        local_stack.stop(pid)
+
+    def up(self) -> None:
+        if self.running():
+            raise SystemExit("the cluster is running already: make cluster-down first")
+        for folder in ("logs", "home", "airflow", *self.paths.values()):
+            (self.state / folder).mkdir(parents=True, exist_ok=True)
+        aliases = {self.hosts[name][0]: [name] for name in self.services if name in SCALE}
+        self.network.create(aliases)
+        self._save({})
+        try:
+            self._start_all()
+        except BaseException:
+            self.down()
+            raise
+        self.write_client_env()
+
+    def _start_all(self) -> None:
+        """Like ``docker compose up``: in dependency order, waiting as ``depends_on`` says."""
+        for service in start_order(self.services):
+            for dependency, how in (self.services[service].get("depends_on") or {}).items():
+                if how["condition"] == "service_healthy":
+                    self.wait_healthy(dependency)
+            for host in self.hosts[service]:
+                pid = self.start(service, host)
+                print(f"started {host} ({self.network.address(host)}), pid {pid}", flush=True)
+            if self.services[service].get("restart") == "no":
+                self._wait_exit(service)
+        for service in self.services:
+            if self.services[service].get("restart") != "no":
+                self.wait_healthy(service)
+
+    def _wait_exit(self, service: str, timeout: float = 900) -> None:
+        for host in self.hosts[service]:
+            pid = self._pids()[host]
+            deadline = time.monotonic() + timeout
+            while (code := _exit_code(pid)) is None and time.monotonic() < deadline:
+                time.sleep(1)
+            if code != 0:
+                raise RuntimeError(f"{host} failed ({code}); see its log in {self.state / 'logs'}")
+
+    def down(self) -> None:
+        with ThreadPoolExecutor(len(self.network.hosts)) as pool:
+            list(pool.map(self.stop, self.network.hosts))
+        self.network.destroy()
+        self.record.unlink(missing_ok=True)
+
+    # --- clients ------------------------------------------------------------------------
+
+    def url(self, service: str) -> str:
+        return f"http://{self.network.address(service)}:{PORTS[service]}"
+
+    def client_env(self) -> dict[str, str]:
+        """What a client on this machine needs: ``.local/stack.env``'s form plus Airflow's API."""
+        return {
+            "AWS_ENDPOINT_URL_S3": self.url("s3"),
+            "AWS_ENDPOINT_URL_TRANSCRIBE": self.url("engine-api"),
+            "AWS_ACCESS_KEY_ID": self.settings["STACK_ACCESS_KEY_ID"],
+            "AWS_SECRET_ACCESS_KEY": self.settings["STACK_SECRET_ACCESS_KEY"],
+            "AWS_DEFAULT_REGION": self.settings["STACK_REGION"],
+            "AIRFLOW_API_URL": self.url("airflow-apiserver"),
+            "AIRFLOW_USERNAME": "admin",
+            "AIRFLOW_PASSWORD": self.settings["AIRFLOW_ADMIN_PASSWORD"],
+        }
+
+    def write_client_env(self) -> Path:
+        path = self.state.parent / "cluster.env"
+        path.touch(mode=0o600)
+        path.write_text("".join(f"export {k}={v}\n" for k, v in self.client_env().items()))
+        return path
+
+
+def _exit_code(pid: int) -> int | None:
+    """The exit code of our child ``pid``, or None while it runs."""
+    done, status = os.waitpid(pid, os.WNOHANG)
+    return os.waitstatus_to_exitcode(status) if done else None

@@ -1,0 +1,230 @@
+"""Nights on the production shape: Airflow with Celery on PostgreSQL and Redis, engine
+workers on their own hosts, each night triggered through Airflow's REST API.
+
+Every night ends with every file transcribed exactly once: one job per file, COMPLETED,
+its transcript in S3 and its rows in both tables. Most nights suffer one fault while they
+run; the outcome of each is appended to ``.local/cluster/faults.jsonl``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from botocore.config import Config
+
+from cluster.airflow_api import AirflowAPI
+from cluster.stack import ProcessCluster
+from medscribe.store import JobStore, jobs
+
+DAG_ID = "nightly_medical_transcription"
+NOTES = [
+    "Follow up for hypertension. Continue lisinopril ten milligrams daily.",
+    "Knee pain for three weeks. Start naproxen and physical therapy.",
+    "Cough and fever. Chest clear. Likely viral bronchitis, no antibiotics.",
+]
+WORKERS = {"airflow-worker-1", "airflow-worker-2"}
+
+
+@dataclass
+class Running:
+    cluster: ProcessCluster
+    api: AirflowAPI
+    s3: Any
+    store: JobStore
+
+
+@pytest.fixture(scope="session")
+def running() -> Iterator[Running]:
+    cluster = ProcessCluster()
+    started = not cluster.running()
+    if started:
+        cluster.up()
+    env = cluster.client_env()
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL_S3"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_DEFAULT_REGION"],
+        config=Config(s3={"addressing_style": "path"}, retries={"mode": "standard"}),
+    )
+    password = cluster.settings["ENGINE_DB_PASSWORD"]
+    address = cluster.network.address("postgres")
+    store = JobStore(f"postgresql+psycopg2://engine:{password}@{address}:5432/engine")
+    yield Running(cluster, AirflowAPI(env), s3, store)
+    if started:
+        cluster.down()
+
+
+@pytest.fixture(scope="session")
+def audio(dictation) -> list[Path]:
+    return [dictation(text) for text in NOTES]
+
+
+def read_table(s3, prefix: str) -> pd.DataFrame:
+    listed = s3.list_objects_v2(Bucket="transcripts", Prefix=prefix).get("Contents", [])
+    frames = [
+        pd.read_parquet(
+            io.BytesIO(s3.get_object(Bucket="transcripts", Key=o["Key"])["Body"].read())
+        )
+        for o in listed
+    ]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def jobs_for(store: JobStore, prefix: str) -> list[Any]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(jobs).where(jobs.c.request.contains(f"/{prefix}/")))
+        return [dict(row._mapping) for row in rows]
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 300) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := check():
+            return found
+        time.sleep(0.5)
+    raise TimeoutError(f"no {what} within {timeout:.0f}s")
+
+
+class Night:
+    """One night's files under ``dictations/<name>/``, its run, and the checks at its end."""
+
+    def __init__(self, running: Running, name: str, audio: list[Path]) -> None:
+        self.running, self.name = running, name
+        self.started = time.monotonic()
+        self.keys = [f"{name}/{index}-{path.name}" for index, path in enumerate(audio)]
+        for key, path in zip(self.keys, audio, strict=True):
+            running.s3.upload_file(str(path), "dictations", key)
+        self.run_id = running.api.trigger(
+            DAG_ID, {"input_prefix": f"{name}/", "table_prefix": f"tables/{name}"}
+        )
+
+    def task_instances(self, task_id: str, state: str) -> list[dict[str, Any]]:
+        instances = self.running.api.task_instances(DAG_ID, self.run_id)
+        return [ti for ti in instances if ti["task_id"] == task_id and ti["state"] == state]
+
+    def in_progress_job(self) -> dict[str, Any] | None:
+        held = [
+            job
+            for job in jobs_for(self.running.store, self.name)
+            if job["status"] == "IN_PROGRESS" and job["lease_owner"]
+        ]
+        return held[0] if held else None
+
+    def finish(self, fault: str) -> pd.DataFrame:
+        """Wait for the run, then hold it to exactly once; return its task instances."""
+        run = self.running.api.wait(DAG_ID, self.run_id, timeout=900)
+        records = jobs_for(self.running.store, self.name)
+        by_file: dict[str, list[dict[str, Any]]] = {}
+        for record in records:
+            uri = json.loads(record["request"])["Media"]["MediaFileUri"]
+            by_file.setdefault(uri.removeprefix("s3://dictations/"), []).append(record)
+        completed = {
+            key for key in self.keys if [r["status"] for r in by_file.get(key, [])] == ["COMPLETED"]
+        }
+        duplicated = {key for key in self.keys if len(by_file.get(key, [])) > 1}
+        table = read_table(self.running.s3, f"tables/{self.name}/transcription_jobs/")
+        items = read_table(self.running.s3, f"tables/{self.name}/transcript_items/")
+        outcome = {
+            "fault": fault,
+            "files": len(self.keys),
+            "transcribed_once": len(completed - duplicated),
+            "lost": len(set(self.keys) - set(by_file)),
+            "duplicated": len(duplicated),
+            "run": run["state"],
+            "seconds": round(time.monotonic() - self.started, 1),
+        }
+        with (self.running.cluster.state / "faults.jsonl").open("a") as log:
+            log.write(json.dumps(outcome) + "\n")
+        assert run["state"] == "success", outcome
+        assert outcome["transcribed_once"] == len(self.keys), (outcome, records)
+        for key in self.keys:
+            (record,) = by_file[key]
+            bucket, _, path = (
+                record["transcript_uri"].split("://", 1)[1].split("/", 1)[1].partition("/")
+            )
+            transcript = json.loads(
+                self.running.s3.get_object(Bucket=bucket, Key=path)["Body"].read()
+            )
+            assert transcript["results"]["items"], key
+        assert sorted(table["status"]) == ["COMPLETED"] * len(self.keys)
+        assert set(items["job_name"]) == {by_file[key][0]["name"] for key in self.keys}
+        return pd.DataFrame(self.running.api.task_instances(DAG_ID, self.run_id))
+
+
+def night(running: Running, audio: list[Path], name: str) -> Night:
+    return Night(running, f"{name}-{int(time.time())}", audio)
+
+
+def test_a_night_triggered_through_the_api_runs_on_the_celery_workers(running, audio):
+    tonight = night(running, audio, "plain")
+    instances = tonight.finish("none")
+    mapped = instances[instances["task_id"].isin(["start_job", "wait_job"])]
+    assert len(mapped) == 2 * len(audio)
+    assert set(instances["hostname"]) <= WORKERS, set(instances["hostname"])
+
+
+def test_engine_worker_killed_while_holding_a_job(running, audio):
+    tonight = night(running, audio, "engine-worker-kill")
+    job = wait_for("job in progress", tonight.in_progress_job)
+    host, pid, _ = job["lease_owner"].split(":")
+    os.kill(int(pid), signal.SIGKILL)
+    tonight.finish(f"kill -9 engine worker on {host}")
+    taken_over = running.store.get_job(job["name"])
+    assert taken_over is not None and taken_over.attempts == 2
+
+
+def test_celery_worker_killed_while_starting_jobs(running, audio):
+    tonight = night(running, audio, "celery-worker-kill")
+    (first, *_) = wait_for(
+        "start_job running", lambda: tonight.task_instances("start_job", "running")
+    )
+    host = first["hostname"]
+    os.killpg(running.cluster.running()[host], signal.SIGKILL)
+    running.cluster.start("airflow-worker", host)  # as compose's restart policy would
+    instances = tonight.finish(f"kill -9 Celery worker {host}")
+    starts = instances[instances["task_id"] == "start_job"]
+    assert starts["try_number"].max() >= 2
+
+
+def test_postgresql_restarted_mid_night(running, audio):
+    tonight = night(running, audio, "postgres-restart")
+    wait_for("job in progress", tonight.in_progress_job)
+    running.cluster.stop("postgres")
+    running.cluster.start("postgres", "postgres")
+    tonight.finish("restart PostgreSQL")
+
+
+def test_engine_api_restarted_while_sensors_wait(running, audio):
+    tonight = night(running, audio, "engine-api-restart")
+    wait_for("deferred sensors", lambda: tonight.task_instances("wait_job", "deferred"))
+    running.cluster.stop("engine-api")
+    time.sleep(5)
+    running.cluster.start("engine-api", "engine-api")
+    instances = tonight.finish("restart engine API while sensors wait")
+    waits = instances[instances["task_id"] == "wait_job"]
+    assert set(waits["try_number"]) == {1}, "a sensor failed and was retried"
+
+
+def test_s3_unreachable_for_30_seconds(running, audio):
+    tonight = night(running, audio, "s3-outage")
+    wait_for("job in progress", tonight.in_progress_job)
+    running.cluster.network.set_reachable("s3", False)
+    try:
+        time.sleep(30)
+    finally:
+        running.cluster.network.set_reachable("s3", True)
+    tonight.finish("S3 unreachable for 30 s")
