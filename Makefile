@@ -8,7 +8,7 @@ export PYTHONPATH := $(abspath include)
 IN_VENV := PATH=$(abspath $(BIN)):$$PATH
 
 .PHONY: run test up down bench bench-voices lint lock system-packages cluster cluster-down \
-	test-cluster cluster-packages
+	test-cluster cluster-packages bench-cluster
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	python3 -m pip install --quiet uv
@@ -50,6 +50,11 @@ cluster-down:
 # Nights through the Airflow REST API on the cluster, under faults (starts and stops it).
 test-cluster: $(STAMP) system-packages cluster-packages
 	CLUSTER_TESTS=1 $(IN_VENV) $(BIN)/python -m pytest tests/cluster
+
+# One night through the running cluster with 1, then 3 engine workers (make cluster first).
+BENCH_FILES ?= 2000
+bench-cluster: $(STAMP) system-packages
+	$(IN_VENV) $(BIN)/python include/bench/cluster_night.py --files $(BENCH_FILES)
 
 # More voices for the benchmark corpus (it falls back to espeak-ng without them).
 bench-voices:

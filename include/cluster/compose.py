@@ -32,6 +32,7 @@ CLUSTER_SETTINGS = {
     # A dead engine worker's job, or a killed Celery worker's task, is noticed in seconds.
     "ENGINE_LEASE_SECONDS": "10",
     "AIRFLOW_TASK_HEARTBEAT_TIMEOUT": "45",
+    "AIRFLOW_TASK_RETRY_DELAY": "10",
     "MEDICAL_TRANSCRIBE_POLL_SECONDS": "5",
     "AIRFLOW_WORKER_CONCURRENCY": "4",
     "MEDICAL_TRANSCRIBE_POOL_SLOTS": "8",
@@ -57,17 +58,21 @@ def fresh_secret(name: str) -> str:
 
 
 def write_env_file(path: Path) -> dict[str, str]:
-    """``.env.example`` with fresh secrets and :data:`CLUSTER_SETTINGS`, kept once made."""
-    if path.exists():
-        return read_env_file(path)
+    """``.env.example`` with fresh secrets and :data:`CLUSTER_SETTINGS`.
+
+    Values already in ``path`` are kept (secrets must not change under a database that
+    uses them); settings added to ``.env.example`` since are filled in.
+    """
+    kept = read_env_file(path) if path.exists() else {}
     values = read_env_file(ENV_EXAMPLE)
-    for name, value in values.items():
-        if PLACEHOLDER.search(value):
-            values[name] = fresh_secret(name)
     unknown = set(CLUSTER_SETTINGS) - set(values)
     if unknown:
         raise RuntimeError(f".env.example lacks {sorted(unknown)}")
+    for name, value in values.items():
+        if PLACEHOLDER.search(value):
+            values[name] = fresh_secret(name)
     values.update(CLUSTER_SETTINGS)
+    values.update(kept)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)
     path.write_text("".join(f"{name}={value}\n" for name, value in values.items()))

@@ -1,0 +1,191 @@
+"""A night through the running cluster (``make cluster``), measured from the outside.
+
+``python include/bench/cluster_night.py --files 2000 --engine-workers 1 3`` synthesizes
+that many short dictations once (cached under ``.local/bench-cluster/``), then for each
+engine worker count: stops the extra engine workers, uploads the night under a fresh
+prefix, triggers the DAG through the REST API and waits. Reported per night: wall time,
+files per minute, Airflow overhead (wall time minus the engine's recognition time, as a
+share of the wall time), task latency percentiles, and the peak memory of the scheduler,
+the Celery workers (with their task processes) and the flatten task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import psutil
+import sqlalchemy as sa
+from botocore.config import Config
+
+from cluster.airflow_api import AirflowAPI
+from cluster.stack import STATE, ProcessCluster
+from medscribe.store import JobStore, jobs
+
+DAG_ID = "nightly_medical_transcription"
+CACHE = STATE.parent / "bench-cluster"
+PHRASES = [
+    "Blood pressure is stable on lisinopril.",
+    "Start amoxicillin five hundred milligrams.",
+    "No chest pain or shortness of breath.",
+    "Follow up in two weeks.",
+    "Continue metformin with meals.",
+]
+
+
+def short_dictations(count: int) -> list[Path]:
+    """A few seconds each, synthesized once with espeak-ng (voices and speeds varied)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    paths = [CACHE / f"short-{index:05d}.wav" for index in range(count)]
+
+    def make(index: int) -> None:
+        if not paths[index].exists():
+            text = f"Patient {index}. {PHRASES[index % len(PHRASES)]}"
+            speed = str(140 + 10 * (index % 5))
+            subprocess.run(
+                ["espeak-ng", "-s", speed, "-w", str(paths[index]), text],
+                check=True,
+                capture_output=True,
+            )
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(make, range(count)))
+    return paths
+
+
+class PeakMemory:
+    """Peak resident memory (MB) of each watched host's process tree, sampled every second."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids, self.peak = pids, dict.fromkeys(pids, 0.0)
+        self.flatten_peak = 0.0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> None:
+        while not self.stop.wait(1.0):
+            for host, pid in self.pids.items():
+                try:
+                    tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+                    rss = sum(p.memory_info().rss for p in tree) / 2**20
+                    flatten = [
+                        p.memory_info().rss / 2**20
+                        for p in tree
+                        if "flatten" in " ".join(p.cmdline())
+                    ]
+                except psutil.Error:
+                    continue
+                self.peak[host] = max(self.peak[host], rss)
+                self.flatten_peak = max(self.flatten_peak, *flatten, 0.0)
+
+    def close(self) -> dict[str, float]:
+        self.stop.set()
+        self.thread.join()
+        return {host: round(mb) for host, mb in self.peak.items()}
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    if not ordered:
+        return {}
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"p50": round(pick(0.5), 1), "p90": round(pick(0.9), 1), "max": round(ordered[-1], 1)}
+
+
+def seconds(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+def night(cluster: ProcessCluster, files: list[Path], engine_workers: int) -> dict[str, Any]:
+    for index, host in enumerate(cluster.hosts["engine-worker"]):
+        running = host in cluster.running()
+        if index < engine_workers and not running:
+            cluster.start("engine-worker", host)
+        elif index >= engine_workers and running:
+            cluster.stop(host)
+    env = cluster.client_env()
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL_S3"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_DEFAULT_REGION"],
+        config=Config(s3={"addressing_style": "path"}),
+    )
+    prefix = f"bench-{len(files)}-{engine_workers}w-{int(time.time())}"
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda p: s3.upload_file(str(p), "dictations", f"{prefix}/{p.name}"), files))
+    api = AirflowAPI(env)
+    watched = {h: p for h, p in cluster.running().items() if h.startswith("airflow-")}
+    memory = PeakMemory(watched)
+    started = time.monotonic()
+    run_id = api.trigger(
+        DAG_ID,
+        {"input_prefix": f"{prefix}/", "table_prefix": f"tables/{prefix}", "max_files": 1024},
+    )
+    run = api.wait(DAG_ID, run_id, timeout=6 * 3600)
+    wall = time.monotonic() - started
+    peaks = memory.close()
+    password = cluster.settings["ENGINE_DB_PASSWORD"]
+    address = cluster.network.address("postgres")
+    store = JobStore(f"postgresql+psycopg2://engine:{password}@{address}:5432/engine")
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(jobs.c.status, jobs.c.started_at, jobs.c.completed_at).where(
+                jobs.c.request.contains(f"/{prefix}/")
+            )
+        ).all()
+    recognition = sum(row.completed_at - row.started_at for row in rows if row.completed_at)
+    engine_wall = recognition / engine_workers
+    instances = api.task_instances(DAG_ID, run_id)
+    by_task: dict[str, list[float]] = {}
+    for ti in instances:
+        if (duration := seconds(ti["start_date"], ti["end_date"])) is not None:
+            by_task.setdefault(ti["task_id"], []).append(duration)
+    return {
+        "files": len(files),
+        "engine_workers": engine_workers,
+        "run": run["state"],
+        "completed": sum(row.status == "COMPLETED" for row in rows),
+        "wall_s": round(wall, 1),
+        "files_per_min": round(len(files) / wall * 60, 1),
+        "engine_recognition_s": round(recognition, 1),
+        "airflow_overhead": round(max(0.0, wall - engine_wall) / wall, 2),
+        "task_seconds": {task: percentiles(values) for task, values in by_task.items()},
+        "peak_mb": peaks,
+        "flatten_peak_mb": round(memory.flatten_peak),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--files", type=int, default=2000)
+    parser.add_argument("--engine-workers", type=int, nargs="+", default=[1, 3])
+    args = parser.parse_args()
+    cluster = ProcessCluster()
+    if not cluster.running():
+        raise SystemExit("start the cluster first: make cluster")
+    files = short_dictations(args.files)
+    results = [night(cluster, files, workers) for workers in args.engine_workers]
+    for result in results:
+        print(json.dumps(result))
+    if len(results) == 2:
+        ratio = results[1]["files_per_min"] / results[0]["files_per_min"]
+        print(
+            f"throughput {args.engine_workers[1]} vs {args.engine_workers[0]} workers: {ratio:.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
