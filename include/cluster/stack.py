@@ -31,6 +31,13 @@ SCALE = {"engine-worker": 3, "airflow-worker": 2}
 #: Unique to this cluster: namespaces ``msc-<host>``, links ``msc12…``, 10.112.12.0/24.
 NAMESPACE_PREFIX, SUBNET = "msc", "10.112.12"
 PORTS = {"s3": 8333, "engine-api": 8701, "airflow-apiserver": 8080}
+#: compose's ``restart: unless-stopped`` for a process: run it again when it exits (an
+#: Airflow scheduler exits when PostgreSQL goes away), a bounded number of times.
+RESTARTS = 50
+RESTART = (
+    f'n=0; while [ "$n" -lt {RESTARTS} ]; do "$@"; code=$?; n=$((n + 1)); '
+    'echo "exited with $code; restarting" >&2; sleep 2; done'
+)
 
 
 def hosts_of(services: dict[str, Any]) -> dict[str, list[str]]:
@@ -108,6 +115,13 @@ class ProcessCluster:
     def command(self, service: str) -> list[str]:
         return [compose.unescape(token) for token in self.services[service]["command"]]
 
+    def supervised(self, service: str) -> list[str]:
+        """The command under its restart policy."""
+        command = self.command(service)
+        if self.services[service].get("restart", "no") == "no":
+            return command
+        return ["sh", "-c", RESTART, "restart", *command]
+
     def healthcheck(self, service: str) -> list[str] | None:
         test = (self.services[service].get("healthcheck") or {}).get("test")
         if not test:
@@ -146,7 +160,7 @@ class ProcessCluster:
         if cwd:
             cwd.mkdir(parents=True, exist_ok=True)
         return subprocess.Popen(
-            self.network.run_on(host, self.command(service)),
+            self.network.run_on(host, self.supervised(service)),
             env=self.env(service, host),
             cwd=cwd or compose.ROOT,
             stdout=log,
