@@ -209,11 +209,22 @@ def test_postgresql_restarted_mid_night(running, audio):
 
 
 def test_engine_api_restarted_while_sensors_wait(running, audio):
-    tonight = night(running, audio, "engine-api-restart")
-    wait_for("deferred sensors", lambda: tonight.task_instances("wait_job", "deferred"))
-    running.cluster.stop("engine-api")
-    time.sleep(5)
-    running.cluster.start("engine-api", "engine-api")
+    # The engine workers are frozen meanwhile, so the jobs are still queued when the
+    # sensors defer and the API restarts under them.
+    workers = [running.cluster.running()[host] for host in running.cluster.hosts["engine-worker"]]
+    for pid in workers:
+        os.killpg(pid, signal.SIGSTOP)
+    try:
+        tonight = night(running, audio, "engine-api-restart")
+        deferred = lambda: len(tonight.task_instances("wait_job", "deferred")) == len(audio)  # noqa: E731
+        wait_for("deferred sensors", deferred)
+        running.cluster.stop("engine-api")
+        time.sleep(5)
+        running.cluster.start("engine-api", "engine-api")
+        running.cluster.wait_healthy("engine-api")
+    finally:
+        for pid in workers:
+            os.killpg(pid, signal.SIGCONT)
     instances = tonight.finish("restart engine API while sensors wait")
     waits = instances[instances["task_id"] == "wait_job"]
     assert set(waits["try_number"]) == {1}, "a sensor failed and was retried"
