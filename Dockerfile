@@ -16,8 +16,9 @@ RUN groupadd --system --gid 50000 app \
 WORKDIR /opt/medscribe
 
 # Dependencies first: this layer is rebuilt only when the requirements change.
-COPY requirements.txt constraints.txt ./
-RUN pip install -r requirements.txt -c constraints.txt
+COPY requirements.txt requirements-nodeps.txt constraints.txt ./
+RUN pip install -r requirements.txt -c constraints.txt \
+ && pip install --no-deps -r requirements-nodeps.txt
 
 ENV AIRFLOW_HOME=/opt/airflow \
     AIRFLOW__CORE__DAGS_FOLDER=/opt/medscribe/dags \

@@ -10,10 +10,11 @@ IN_VENV := PATH=$(abspath $(BIN)):$$PATH
 .PHONY: run test up down bench bench-voices lint lock system-packages cluster cluster-down \
 	test-cluster cluster-packages bench-cluster
 
-$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt constraints.txt
 	python3 -m pip install --quiet uv
 	python3 -m uv venv --quiet --allow-existing --python python3.11 $(VENV)
 	python3 -m uv pip install --quiet --python $(BIN)/python -r requirements-dev.txt -c constraints.txt
+	python3 -m uv pip install --quiet --python $(BIN)/python --no-deps -r requirements-nodeps.txt
 	touch $@
 
 # Test dictations are synthesized at test time, the job store is tested on a real

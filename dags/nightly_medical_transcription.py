@@ -85,6 +85,20 @@ PHI_SAFE_NAMES = os.environ.get("MEDICAL_TRANSCRIBE_PHI_SAFE_NAMES", "1") != "0"
             title="Channel identification",
             description="Transcribe each channel of two-channel audio apart",
         ),
+        "show_speaker_labels": Param(
+            False,
+            type="boolean",
+            title="Show speaker labels",
+            description="Label who speaks (conversations); not with channel identification",
+        ),
+        "max_speaker_labels": Param(
+            2,
+            type="integer",
+            minimum=2,
+            maximum=30,
+            title="Max speaker labels",
+            description="Most speakers expected when speaker labels are on (2-30)",
+        ),
         "identify_phi": Param(
             False,
             type="boolean",
@@ -119,7 +133,9 @@ def nightly_medical_transcription() -> None:
     @task
     def list_pending(params: dict[str, Any]) -> list[dict[str, Any]]:
         settings = pipeline.job_settings(
-            params["vocabulary_name"], params["channel_identification"]
+            params["vocabulary_name"],
+            params["channel_identification"],
+            params["max_speaker_labels"] if params["show_speaker_labels"] else None,
         )
         pipeline.check_inputs(
             aws_conn_id=AWS_CONN_ID,

@@ -23,8 +23,6 @@ DEFAULT_PAGE_SIZE = 5
 SUPPORTED_LANGUAGE = "en-US"
 #: Requests this engine cannot honour yet: refused by name rather than ignored.
 UNSUPPORTED_SETTINGS = (
-    "ShowSpeakerLabels",
-    "MaxSpeakerLabels",
     "ShowAlternatives",
     "MaxAlternatives",
 )
@@ -61,6 +59,20 @@ def _next_token(offset: int, limit: int, rows: list[Any]) -> str | None:
     if len(rows) <= limit:
         return None
     return base64.urlsafe_b64encode(str(offset + limit).encode()).decode()
+
+
+def _check_pairs(settings: dict[str, Any]) -> None:
+    """Settings AWS only takes together, or never together."""
+    if bool(settings.get("ShowSpeakerLabels")) != ("MaxSpeakerLabels" in settings):
+        raise bad_request(
+            "ShowSpeakerLabels and MaxSpeakerLabels go together: set ShowSpeakerLabels to true "
+            "and MaxSpeakerLabels to the most speakers expected (2-30), or neither."
+        )
+    if settings.get("ShowSpeakerLabels") and settings.get("ChannelIdentification"):
+        raise bad_request(
+            "ShowSpeakerLabels and ChannelIdentification can't be used in the same request. "
+            "Choose one of them."
+        )
 
 
 class TranscribeBackend:
@@ -117,6 +129,7 @@ class TranscribeBackend:
                 raise bad_request(
                     f"Settings.{setting} is not supported by this engine. Remove it and try again."
                 )
+        _check_pairs(settings)
         uri = params["Media"].get("MediaFileUri")
         if not uri:
             raise bad_request("Media.MediaFileUri is required.")

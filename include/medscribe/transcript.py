@@ -25,6 +25,7 @@ def channel_items(words: list[Word], duration: float) -> list[dict[str, Any]]:
         core = text.rstrip(PUNCTUATION)
         marks = [mark for mark in text[len(core) :] if mark in PUNCTUATION][:1]
         core = core.lstrip(PUNCTUATION)
+        speaker = {"speaker_label": word.speaker} if word.speaker else {}
         if core:
             start = min(max(word.start, floor), duration)
             end = min(max(word.end, start), duration)
@@ -35,13 +36,34 @@ def channel_items(words: list[Word], duration: float) -> list[dict[str, Any]]:
                     "end_time": _seconds(end),
                     "alternatives": [{"confidence": f"{word.confidence:.4f}", "content": core}],
                     "type": "pronunciation",
+                    **speaker,
                 }
             )
         for mark in marks:
             items.append(
-                {"alternatives": [{"confidence": "0.0", "content": mark}], "type": "punctuation"}
+                {
+                    "alternatives": [{"confidence": "0.0", "content": mark}],
+                    "type": "punctuation",
+                    **speaker,
+                }
             )
     return items
+
+
+def speaker_labels(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """``results.speaker_labels``: one segment per turn, listing its timed items."""
+    segments: list[dict[str, Any]] = []
+    for item in items:
+        if "start_time" not in item:
+            continue
+        entry = {key: item[key] for key in ("start_time", "end_time", "speaker_label")}
+        if segments and segments[-1]["speaker_label"] == item["speaker_label"]:
+            segments[-1]["end_time"] = item["end_time"]
+            segments[-1]["items"].append(entry)
+        else:
+            segments.append({**entry, "items": [entry]})
+    speakers = {item["speaker_label"] for item in items}
+    return {"speakers": len(speakers), "segments": segments}
 
 
 def transcript_text(items: list[dict[str, Any]]) -> str:
@@ -98,6 +120,8 @@ def build(
             "number_of_channels": len(labelled),
         }
         items = _interleave(labelled)
+    if any("speaker_label" in item for item in items):
+        results["speaker_labels"] = speaker_labels(items)
     results["transcripts"] = [{"transcript": transcript_text(items)}]
     results["items"] = items
     results.update(uncovered_speech(uncovered))

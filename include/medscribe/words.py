@@ -11,3 +11,5 @@ class Word:
     start: float
     end: float
     confidence: float
+    #: ``spk_N`` when the job asked for speaker labels.
+    speaker: str | None = None

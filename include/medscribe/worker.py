@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import audio, phi, s3, transcript
+from . import audio, diarize, phi, s3, transcript
 from .asr import Recognizer
 from .config import EngineConfig
 from .store import Job, JobStore, Vocabulary
@@ -97,10 +97,15 @@ class Worker:
         )
         phrases = self._phrases(request.get("Settings", {}).get("VocabularyName"))
         channels = [self.recognizer.transcribe(track, phrases) for track in media.tracks]
+        words = [channel.words for channel in channels]
+        settings = request.get("Settings", {})
+        if settings.get("ShowSpeakerLabels"):
+            # One track: speaker labels and channel identification exclude each other.
+            words = [diarize.label(media.tracks[0], words[0], settings["MaxSpeakerLabels"])]
         document = transcript.build(
             job.name,
             self.config.account_id,
-            [channel.words for channel in channels],
+            words,
             media.duration,
             [channel.uncovered for channel in channels],
         )

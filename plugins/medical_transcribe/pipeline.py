@@ -39,12 +39,20 @@ log = logging.getLogger(__name__)
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".mp3", ".ogg", ".webm", ".amr", ".mp4", ".m4a"})
 
 
-def job_settings(vocabulary_name: str | None, channel_identification: bool) -> dict[str, Any]:
+def job_settings(
+    vocabulary_name: str | None,
+    channel_identification: bool,
+    max_speaker_labels: int | None = None,
+) -> dict[str, Any]:
+    """``Settings`` of a job; ``max_speaker_labels`` turns speaker labels on."""
     settings: dict[str, Any] = {}
     if vocabulary_name:
         settings["VocabularyName"] = vocabulary_name
     if channel_identification:
         settings["ChannelIdentification"] = True
+    if max_speaker_labels:
+        settings["ShowSpeakerLabels"] = True
+        settings["MaxSpeakerLabels"] = max_speaker_labels
     return settings
 
 

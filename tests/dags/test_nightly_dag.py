@@ -49,8 +49,8 @@ def test_dag_imports_cleanly_with_schedule_and_params():
     assert dag.catchup is False
     assert set(dag.params.keys()) == {
         "input_bucket", "input_prefix", "output_bucket", "table_prefix", "type", "specialty",
-        "vocabulary_name", "channel_identification", "identify_phi", "max_files",
-        "max_failed_fraction", "dry_run",
+        "vocabulary_name", "channel_identification", "show_speaker_labels", "max_speaker_labels",
+        "identify_phi", "max_files", "max_failed_fraction", "dry_run",
     }  # fmt: skip
     for name in dag.params:
         param = dag.params.get_param(name)
