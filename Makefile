@@ -7,8 +7,8 @@ export PYTHONPATH := $(abspath include)
 # The venv's tools (airflow, weed) first, for the programs our scripts start.
 IN_VENV := PATH=$(abspath $(BIN)):$$PATH
 
-.PHONY: run test up down bench bench-voices lint lock system-packages cluster cluster-down \
-	test-cluster cluster-packages bench-cluster
+.PHONY: run test up down bench bench-conversations bench-voices lint lock system-packages \
+	cluster cluster-down test-cluster cluster-packages bench-cluster
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt constraints.txt
 	python3 -m pip install --quiet uv
@@ -67,6 +67,10 @@ bench: $(STAMP) system-packages bench-voices
 	$(IN_VENV) $(BIN)/python include/local_stack.py up
 	. .local/stack.env && $(IN_VENV) $(BIN)/python include/bench/run.py --out include/bench/results; \
 	  status=$$?; $(BIN)/python include/local_stack.py down; exit $$status
+
+# Speaker labels and PHI identification on synthesized clinician-patient conversations.
+bench-conversations: $(STAMP) system-packages bench-voices
+	$(IN_VENV) $(BIN)/python include/bench/conversation_bench.py --out include/bench/results
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -38,6 +38,8 @@ PAUSE_SECONDS = 0.3
 MAX_STRETCH_SECONDS = 3.0
 #: Stretches shorter than this are labelled by their nearest speaker, not clustered.
 MIN_CLUSTERED_SECONDS = 1.0
+#: How much closer to another speaker a short stretch must be to break a run of speech.
+SWITCH_MARGIN = 0.05
 #: Frames this far below the loud frames of the file are silence, left out of a voice vector.
 SILENCE_BELOW_LOUD = 1e-3
 #: The encoder was trained on audio raised to this loudness (RMS, dB full scale).
@@ -277,17 +279,27 @@ def speakers(samples: np.ndarray, words: list[Word], max_speakers: int) -> list[
     long_enough = [i for i, length in enumerate(lengths) if length >= MIN_CLUSTERED_SECONDS]
     if not long_enough:
         long_enough = [int(np.argmax(lengths))]
-    labels = cluster(vectors_array[long_enough], max_speakers)
-    centroids = np.stack(
-        [
-            vectors_array[[i for i, lab in zip(long_enough, labels, strict=True) if lab == k]].mean(
-                axis=0
-            )
-            for k in range(max(labels) + 1)
-        ]
+    clustered = dict(
+        zip(long_enough, cluster(vectors_array[long_enough], max_speakers), strict=True)
     )
-    group_labels = np.argmax(vectors_array @ centroids.T, axis=1)
-    group_labels[long_enough] = labels
+    members = [
+        [i for i, k in clustered.items() if k == cluster_id]
+        for cluster_id in range(max(clustered.values()) + 1)
+    ]
+    similarity = vectors_array @ np.stack([vectors_array[m].mean(axis=0) for m in members]).T
+    group_labels: list[int] = []
+    for index, group in enumerate(groups):
+        if index in clustered:
+            group_labels.append(clustered[index])
+            continue
+        # A short stretch right after another (no pause between) keeps its speaker unless
+        # its voice is clearly someone else's.
+        best = int(np.argmax(similarity[index]))
+        if index and words[group[0]].start - words[groups[index - 1][-1]].end < PAUSE_SECONDS:
+            previous = group_labels[-1]
+            if similarity[index, best] - similarity[index, previous] < SWITCH_MARGIN:
+                best = previous
+        group_labels.append(best)
     per_word = [0] * len(words)
     for group, label in zip(groups, group_labels, strict=True):
         for index in group:

@@ -44,7 +44,7 @@ MONTHS = (
     "January|February|March|April|May|June|July|August|September|October|November|December"
     "|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec"
 )
-TITLES = {"mr", "mrs", "ms", "miss", "dr", "doctor", "nurse", "patient"}
+TITLES = {"mr", "mrs", "ms", "miss", "mister", "dr", "doctor", "nurse", "patient"}
 #: Words that introduce a name: "my name is", "this is", "I'm".
 NAME_CUES = re.compile(r"\b(?:name is|named|name's|this is|I'm|I am|called|ask for)$", re.I)
 #: Capitalized words that are never names, whatever the census lists say.
@@ -105,21 +105,29 @@ PATTERNS: list[tuple[re.Pattern[str], float]] = [
         (r"\b[\w+-]+(?: ?\. ?[\w+-]+)* ?@ ?[\w-]+(?: ?\. ?[a-z0-9-]+)+", 0, 0.95),
         (r"\b(?:https?://\S+|www ?\. ?[\w-]+(?: ?\. ?[a-z0-9-]+)+)", 0, 0.95),
         (r"\b[\w-]+(?: ?\. ?[\w-]+)* ?\. ?(?:com|org|net|edu|gov|io|us)\b(?! ?@)", re.I, 0.9),
-        (r"(?<![\d.])\d{1,3}(?: ?\. ?\d{1,3}){3}(?![\d.])", 0, 0.95),
+        # IP addresses: four numbers, at least one dot said between them.
+        (r"(?<![\d.])(?=[\d .]*\.)\d{1,3}(?:(?: ?\. ?| )\d{1,3}){3}(?![\d.])", 0, 0.95),
         # Dates: "March 14th, 1962", "the 14th of March", "03/14/1962", "born in 1962".
-        (rf"\b(?:{MONTHS})\.?(?: (?:the )?{_DAY})?(?:,? (?:of )?{_YEAR})?(?=\W|$)", 0, 0.9),
+        (
+            rf"\b(?:{MONTHS})\.?(?: (?:the )?{_DAY}(?:,? (?:of )?{_YEAR})?|,? (?:of )?{_YEAR})"
+            r"(?=\W|$)",
+            0,
+            0.9,
+        ),
         (rf"\b{_DAY} of (?:{MONTHS})(?:,? {_YEAR})?", 0, 0.9),
         (r"\b\d{1,2}[/-]\d{1,2}[/-]\d{2,4}\b", 0, 0.95),
         (rf"\b(?:born|birth|birthday|DOB)(?: in| on| was| is)? (?P<phi>{_YEAR})\b", re.I, 0.9),
         # Ages: "52-year-old", "age 52", "52 years of age".
         (
             r"(?<![\w.])(?P<phi>\d(?: ?\d){0,2})[ -]years?[ -]old|\bage(?:d| of)? (?P<phi2>\d\d?)\b"
+            r"|\b(?:I am|I'm|he is|he's|she is|she's) (?P<phi4>\d(?: ?\d){0,2})(?=[.!?]|$)"
             r"|(?P<phi3>\d\d?) years of age",
             re.I,
             0.9,
         ),
         # Addresses: "twelve Oak Street", "Springfield, Illinois 62704", a zip code.
-        (rf"\b\d(?: ?\d){{0,5}}(?: [A-Z][a-z]+){{1,3}} {STREET_WORDS}\b\.?", 0, 0.9),
+        (rf"\b(?:\d(?: ?\d){{0,5}} )?(?:[A-Z][a-z]+ ){{1,3}}{STREET_WORDS}\b\.?", 0, 0.9),
+        (rf"\b(?:live|lives|living) at (?P<phi>(?:[\w'-]+ ){{1,4}}{STREET_WORDS})\b", re.I, 0.9),
         (rf"\b(?:[A-Z][a-z]+,? )?(?:{US_STATES})(?:,? {_run(5, 5)})?", 0, 0.8),
         (rf"\bzip(?: code)?(?: is)? (?P<phi>{_run(5, 9)})", re.I, 0.95),
         # Medical centers: "Saint Mary's Hospital", "Lakeside Medical Center".
@@ -191,7 +199,11 @@ def tokens(items: list[dict[str, Any]]) -> list[Token]:
     for item in items:
         content = item["alternatives"][0]["content"]
         if item["type"] == "punctuation":
-            sentence_start = sentence_start or content in ".?!"
+            # "Mr." or "Dr." ends no sentence.
+            after_title = (
+                bool(spoken) and spoken[-1][0]["alternatives"][0]["content"].lower() in TITLES
+            )
+            sentence_start = sentence_start or (content in ".?!" and not after_title)
             if marks:
                 marks[-1] += content
             continue
@@ -230,7 +242,9 @@ def _spans(text: str, offsets: list[int]) -> Iterator[Entity]:
     """Every pattern match, as the range of tokens it touches."""
     for pattern, score in PATTERNS:
         for match in pattern.finditer(text):
-            group = next((g for g in ("phi", "phi2", "phi3") if match.groupdict().get(g)), 0)
+            group = next(
+                (g for g in ("phi", "phi2", "phi3", "phi4") if match.groupdict().get(g)), 0
+            )
             start, end = match.span(group)
             yield Entity(_token_at(offsets, start), _token_at(offsets, end - 1), score)
 
@@ -259,7 +273,12 @@ def _last_names() -> frozenset[str]:
 
 def _is_capitalized(token: Token) -> bool:
     word = token.content.removesuffix("'s").removesuffix("’s")
-    return word[:1].isupper() and word[1:].islower() and word not in NOT_NAMES
+    return (
+        word[:1].isupper()
+        and word[1:].islower()
+        and word not in NOT_NAMES
+        and word not in MONTHS.split("|")
+    )
 
 
 def _names(found: list[Token]) -> Iterator[Entity]:
