@@ -121,6 +121,7 @@ PATTERNS: list[tuple[re.Pattern[str], float]] = [
         (
             r"(?<![\w.])(?P<phi>\d(?: ?\d){0,2})[ -]years?[ -]old|\bage(?:d| of)? (?P<phi2>\d\d?)\b"
             r"|\b(?:I am|I'm|he is|he's|she is|she's) (?P<phi4>\d(?: ?\d){0,2})(?=[.!?]|$)"
+            r"|\bhow old [^.?!]*\? (?P<phi5>\d(?: ?\d){0,2})(?=[.!?]|$)"
             r"|(?P<phi3>\d\d?) years of age",
             re.I,
             0.9,
@@ -243,7 +244,7 @@ def _spans(text: str, offsets: list[int]) -> Iterator[Entity]:
     for pattern, score in PATTERNS:
         for match in pattern.finditer(text):
             group = next(
-                (g for g in ("phi", "phi2", "phi3", "phi4") if match.groupdict().get(g)), 0
+                (g for g in ("phi", "phi2", "phi3", "phi4", "phi5") if match.groupdict().get(g)), 0
             )
             start, end = match.span(group)
             yield Entity(_token_at(offsets, start), _token_at(offsets, end - 1), score)

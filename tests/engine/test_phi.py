@@ -55,6 +55,7 @@ def found(text: str) -> list[str]:
         ("Thank you, Doctor Patel. I'm Sarah.", ["Patel", "Sarah"]),
         ("Hello, Mr. Thompson, how are you?", ["Thompson"]),
         ("How old are you? I'm 28.", ["28"]),
+        ("How old are you now, sir? 79. Any chest pain?", ["79"]),
         ("I live at Fortwell Maple Avenue in Springfield, Illinois.",
          ["Fortwell Maple Avenue", "Springfield Illinois"]),
         ("They changed my plan in January.", []),

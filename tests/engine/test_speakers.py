@@ -49,14 +49,19 @@ def test_two_voices_get_two_speakers_with_the_right_turns(stack, conversation):
     labels = results["speaker_labels"]
     assert labels["speakers"] == 2
     assert all("speaker_label" in item for item in results["items"])
-    # Each turn is one segment of alternating speakers, mostly within the turn's own time.
+    # The turns alternate, and nearly every word carries the label of the turn it falls in.
     segments = labels["segments"]
     assert [s["speaker_label"] for s in segments] == ["spk_0", "spk_1", "spk_0", "spk_1", "spk_0"]
-    for segment, (turn_start, turn_end) in zip(segments, bounds, strict=True):
-        begin, end = float(segment["start_time"]), float(segment["end_time"])
-        overlap = min(end, turn_end) - max(begin, turn_start)
-        assert overlap >= 0.7 * (end - begin), (segment["start_time"], turn_start, turn_end)
-        assert {item["speaker_label"] for item in segment["items"]} == {segment["speaker_label"]}
+    expected = ["spk_0" if voice == TURNS[0][0] else "spk_1" for voice, _, _ in TURNS]
+    words = [item for item in results["items"] if item["type"] == "pronunciation"]
+    right = 0
+    for item in words:
+        middle = (float(item["start_time"]) + float(item["end_time"])) / 2
+        turn = min(
+            range(len(bounds)), key=lambda i: max(bounds[i][0] - middle, middle - bounds[i][1])
+        )
+        right += item["speaker_label"] == expected[turn]
+    assert right >= 0.9 * len(words), f"{right} of {len(words)} words with their turn's speaker"
 
 
 @pytest.mark.parametrize(
