@@ -213,13 +213,16 @@ def main() -> None:
         media = load(path.read_bytes())
         samples = media.tracks[0]
         started = time.perf_counter()
-        words = recognizer.transcribe(samples, phrases)
+        recognition = recognizer.transcribe(samples, phrases)
+        words = recognition.words
         asr_s = time.perf_counter() - started
         speakers = len(conversation["voices"])
         started = time.perf_counter()
         labelled = diarize.label(samples, words, max_speakers=10)
         diarize_s = time.perf_counter() - started
-        document = transcript.build(conversation["id"], "0", [labelled], media.duration)
+        document = transcript.build(
+            conversation["id"], "0", [labelled], media.duration, [recognition.uncovered]
+        )
         started = time.perf_counter()
         entities = phi.identify(document["results"]["items"])
         phi_s = time.perf_counter() - started
