@@ -172,8 +172,8 @@ def night(running: Running, audio: list[Path], name: str) -> Night:
 def test_a_night_triggered_through_the_api_runs_on_the_celery_workers(running, audio):
     tonight = night(running, audio, "plain")
     instances = tonight.finish("none")
-    mapped = instances[instances["task_id"].isin(["start_job", "wait_job"])]
-    assert len(mapped) == 2 * len(audio)
+    mapped = instances[instances["task_id"] == "transcribe"]
+    assert len(mapped) == len(audio)
     assert set(instances["hostname"]) <= WORKERS, set(instances["hostname"])
 
 
@@ -190,13 +190,13 @@ def test_engine_worker_killed_while_holding_a_job(running, audio):
 def test_celery_worker_killed_while_starting_jobs(running, audio):
     tonight = night(running, audio, "celery-worker-kill")
     (first, *_) = wait_for(
-        "start_job running", lambda: tonight.task_instances("start_job", "running")
+        "transcribe running", lambda: tonight.task_instances("transcribe", "running")
     )
     host = first["hostname"]
     os.killpg(running.cluster.running()[host], signal.SIGKILL)
     running.cluster.start("airflow-worker", host)  # as compose's restart policy would
     instances = tonight.finish(f"kill -9 Celery worker {host}")
-    starts = instances[instances["task_id"] == "start_job"]
+    starts = instances[instances["task_id"] == "transcribe"]
     assert starts["try_number"].max() >= 2
 
 
@@ -216,7 +216,7 @@ def test_engine_api_restarted_while_sensors_wait(running, audio):
         os.killpg(pid, signal.SIGSTOP)
     try:
         tonight = night(running, audio, "engine-api-restart")
-        deferred = lambda: len(tonight.task_instances("wait_job", "deferred")) == len(audio)  # noqa: E731
+        deferred = lambda: len(tonight.task_instances("transcribe", "deferred")) == len(audio)  # noqa: E731
         wait_for("deferred sensors", deferred)
         running.cluster.stop("engine-api")
         time.sleep(5)
@@ -226,8 +226,8 @@ def test_engine_api_restarted_while_sensors_wait(running, audio):
         for pid in workers:
             os.killpg(pid, signal.SIGCONT)
     instances = tonight.finish("restart engine API while sensors wait")
-    waits = instances[instances["task_id"] == "wait_job"]
-    assert set(waits["try_number"]) == {1}, "a sensor failed and was retried"
+    waits = instances[instances["task_id"] == "transcribe"]
+    assert set(waits["try_number"]) == {1}, "a deferred wait failed and was retried"
 
 
 def test_s3_unreachable_for_30_seconds(running, audio):
