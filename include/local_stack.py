@@ -224,6 +224,9 @@ def airflow_env(
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        # The only scheduler: on a busy machine its heartbeat can lag past the default 30 s, and
+        # it then marks itself dead and resets the tasks it is running as orphans (they fail).
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "300",
         "AIRFLOW_CONN_AWS_DEFAULT": airflow_connection(env),
         "MEDICAL_TRANSCRIBE_POLL_SECONDS": "5",
     }

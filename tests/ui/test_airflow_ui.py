@@ -51,8 +51,7 @@ WIDGETS = {
 pytestmark = [
     pytest.mark.skipif(
         not os.environ.get("MEDSCRIBE_TEST_UI"),
-        reason="starts Airflow's servers and a browser; MEDSCRIBE_TEST_UI=1 runs it (not yet "
-        "in CI: its first run on Airflow's separate components failed the dry run)",
+        reason="starts Airflow's servers and a browser (minutes); CI sets MEDSCRIBE_TEST_UI=1",
     ),
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no Debian chromium (apt)"),
 ]
