@@ -224,8 +224,11 @@ def airflow_env(
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        # The API server's one worker also serves the UI: on a busy machine a task's first call
+        # (to start) can take tens of seconds, and at the default 5 s the task dies unstarted.
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "120",
         # The only scheduler: on a busy machine its heartbeat can lag past the default 30 s, and
-        # it then marks itself dead and resets the tasks it is running as orphans (they fail).
+        # it then marks itself dead and resets the tasks it runs as orphans, killing them mid-run.
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "300",
         "AIRFLOW_CONN_AWS_DEFAULT": airflow_connection(env),
         "MEDICAL_TRANSCRIBE_POLL_SECONDS": "5",

@@ -42,6 +42,8 @@ WIDGETS = {
     "specialty": "input[type=hidden]",
     "vocabulary_name": "input.chakra-input:not([type])",
     "channel_identification": "[data-scope=switch] input[type=checkbox]",
+    "show_speaker_labels": "[data-scope=switch] input[type=checkbox]",
+    "max_speaker_labels": "input[role=spinbutton]",
     "identify_phi": "[data-scope=switch] input[type=checkbox]",
     "max_files": "input[role=spinbutton]",
     "max_failed_fraction": "input[role=spinbutton]",
