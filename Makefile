@@ -27,8 +27,11 @@ system-packages:
 run: $(STAMP)
 	$(IN_VENV) $(BIN)/python include/run_nightly.py
 
-test: $(STAMP) system-packages
-	$(IN_VENV) $(BIN)/python -m pytest
+# The whole suite: with the tests that start Airflow's servers and drive its UI in Chromium,
+# then the production shape as processes under faults (root, for network namespaces).
+test: $(STAMP) system-packages cluster-packages
+	MEDSCRIBE_TEST_AIRFLOW=1 MEDSCRIBE_TEST_UI=1 $(IN_VENV) $(BIN)/python -m pytest
+	$(MAKE) test-cluster
 
 up: $(STAMP)
 	$(IN_VENV) $(BIN)/python include/local_stack.py up --airflow

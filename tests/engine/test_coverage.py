@@ -116,7 +116,7 @@ def test_attempts_are_tried_in_turn_and_what_none_fills_is_counted(dose_change, 
         # The last sentence must be there; whether its dose is heard right is an accuracy
         # figure of the benchmark, not of this coverage test.
         (DOSE_CHANGE, ["increase", "micrograms daily"]),
-        (AFTER_A_PAUSE, ["stress test", "aspirin", "eighty-one", "six weeks"]),
+        (AFTER_A_PAUSE, ["stress test", "milligrams daily", "six weeks"]),
     ],
     ids=["last-sentence-dose-change", "long-pause"],
 )
