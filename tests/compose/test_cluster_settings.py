@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import local_stack
 from test_compose import SERVICES, URL, strings
 
 from cluster import compose
@@ -50,3 +51,13 @@ def test_image_paths_map_into_the_checkout(tmp_path):
     assert start_order(cluster.services).index("postgres") < start_order(cluster.services).index(
         "airflow-init"
     )
+
+
+def test_tasks_wait_for_a_busy_api_server_as_long_everywhere(tmp_path):
+    """`make up`, compose and the cluster give a task's calls to the API server one timeout."""
+    setting = "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT"
+    stack = local_stack.aws_env(0, 0, local_stack.Credentials("AKID", "secret"))
+    local = local_stack.airflow_env(stack, tmp_path / "local", 0)[setting]
+    cluster = ProcessCluster(state=tmp_path / "cluster")
+    for service in ("airflow-worker", "airflow-scheduler", "airflow-triggerer"):
+        assert cluster.env(service, service)[setting] == local, service

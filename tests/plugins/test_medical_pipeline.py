@@ -23,13 +23,17 @@ SUMMARY = {
 }
 
 
-def test_any_failure_fails_the_run_naming_the_file_and_reason():
+def test_any_failure_fails_the_run_naming_the_file_and_reason(caplog):
     with pytest.raises(AirflowFailException) as raised:
         pipeline.judge(SUMMARY, 0)
-    message = str(raised.value)
-    assert "3 transcribed, 1 failed, 1 skipped" in message
-    assert "media-1a2b: The media file could not be decoded." in message
-    assert SUMMARY["report"] in message
+    # The names come first in the message: the UI cuts a long line off at its right edge.
+    assert str(raised.value) == "Failed: media-1a2b (1 of 4)"
+    # Each on a line of its own in the task log, with its reason and the report.
+    assert caplog.messages == [
+        "3 transcribed, 1 failed, 1 skipped: more than max_failed_fraction=0",
+        "failed media-1a2b: The media file could not be decoded.",
+        f"run report: {SUMMARY['report']}",
+    ]
 
 
 def test_max_failed_fraction_tolerates_that_share():

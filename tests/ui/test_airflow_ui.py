@@ -205,6 +205,37 @@ def check_trigger_form(dialog) -> None:
     assert dialog.locator("input[name=element_max_failed_fraction]").input_value() == "0"
 
 
+#: Whether the first occurrence of a text lies inside the viewport and inside every scrolled
+#: or clipped box around it, so that it is on screen rather than cut off (the log view does
+#: not wrap, and a long line's end sits past the edge of its box).
+ON_SCREEN = """text => {
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node; (node = walker.nextNode()); ) {
+    const at = node.data.indexOf(text);
+    if (at < 0) continue;
+    const range = document.createRange();
+    range.setStart(node, at);
+    range.setEnd(node, at + text.length);
+    const box = range.getBoundingClientRect();
+    const inside = (r) => box.left >= r.left && box.right <= r.right
+      && box.top >= r.top && box.bottom <= r.bottom;
+    if (box.width === 0 || !inside({left: 0, top: 0, right: innerWidth, bottom: innerHeight}))
+      return false;
+    for (let el = node.parentElement; el; el = el.parentElement) {
+      const style = getComputedStyle(el);
+      if (style.visibility === "hidden" || style.display === "none") return false;
+      if (style.overflowX !== "visible" && !inside(el.getBoundingClientRect())) return false;
+    }
+    return true;
+  }
+  return false;
+}"""
+
+
+def on_screen(page, text: str) -> bool:
+    return page.evaluate(ON_SCREEN, text)
+
+
 def open_run(page, airflow: Airflow, run: dict, name: str) -> None:
     page.goto(f"{airflow.url}/dags/{DAG_ID}/runs/{run['dag_run_id']}")
     page.get_by_text(run["state"], exact=False).first.wait_for()
@@ -259,17 +290,23 @@ def test_operating_the_dag_from_the_ui(stack, airflow, browser, dictation):
     page.get_by_text("media-").first.wait_for()  # mapped tasks named by their job
     shot(page, "05-mapped-tasks-named")
 
-    # A corrupt file makes the run fail, naming it; the report says which file it was.
+    # A corrupt file makes the run fail; the run and check_run's log name its job on screen.
     s3.put_object(Bucket="ui-inbox", Key="inbox/corrupt.wav", Body=b"RIFF....WAVEfmt garbage")
     known.add(run["dag_run_id"])
     trigger(page, airflow, dry_run=False)
     run = airflow.wait_for_new_run(known)
     assert run["state"] == "failed"
+    failed = transcribe.list_medical_transcription_jobs(Status="FAILED")
+    (corrupt,) = [
+        j["MedicalTranscriptionJobName"] for j in failed["MedicalTranscriptionJobSummaries"]
+    ]
     open_run(page, airflow, run, "06-corrupt-file-run-failed")
+    assert on_screen(page, corrupt)  # the failed transcribe task, by its job name
     page.goto(f"{airflow.url}/dags/{DAG_ID}/runs/{run['dag_run_id']}/tasks/check_run")
-    failure = page.get_by_text("could not be decoded").first
-    failure.wait_for()
-    assert "0 transcribed, 1 failed" in page.content()
+    page.get_by_text(f"Failed: {corrupt} (1 of 1)").first.wait_for()
+    for text in (f"Failed: {corrupt}", f"failed {corrupt}: ", "could not be decoded",
+                 "0 transcribed, 1 failed, 4 skipped"):  # fmt: skip
+        assert on_screen(page, text), text
     shot(page, "07-check-run-names-the-failed-file")
 
     # The run report, from the task's "Extra Links" (its Details tab).
