@@ -51,13 +51,14 @@ def test_pending_skips_transcribed_and_failed_without_per_object_calls(stack, mo
         )  # fmt: skip
         with pytest.raises(MedicalTranscriptionJobFailedError):
             TranscribeMedicalHook(aws_conn_id="aws_default").wait_for_job(names[key], 1, 120)
+    listing = {
+        "aws_conn_id": "aws_default", "input_bucket": "listing-in", "input_prefix": "night/",
+        "output_bucket": "listing-out", "job_type": "DICTATION", "specialty": "PRIMARYCARE",
+        "settings": {}, "max_files": 100, "phi_safe": False,
+    }  # fmt: skip
     calls.clear()
 
-    pending, skipped = pipeline.list_pending(
-        aws_conn_id="aws_default", input_bucket="listing-in", input_prefix="night/",
-        output_bucket="listing-out", job_type="DICTATION", specialty="PRIMARYCARE",
-        settings={}, max_files=100, phi_safe=False,
-    )  # fmt: skip
+    pending, skipped = pipeline.list_pending(**listing)
 
     expected = sorted(set(names) - set(transcribed) - set(failed))
     assert sorted(d["media_file_uri"].removeprefix("s3://listing-in/") for d in pending) == expected
@@ -66,3 +67,9 @@ def test_pending_skips_transcribed_and_failed_without_per_object_calls(stack, mo
     # One listing of the inbox, one of the transcripts, one of the failed jobs; a HEAD only
     # for the object whose name does not say it is audio.
     assert dict(calls) == {"ListObjectsV2": 2, "ListMedicalTranscriptionJobs": 1, "HeadObject": 1}
+
+    # Deleting a failed job (as the README says) makes its file pending again.
+    transcribe.delete_medical_transcription_job(MedicalTranscriptionJobName=names[failed[0]])
+    pending, skipped = pipeline.list_pending(**listing)
+    assert names[failed[0]] in [d["job_name"] for d in pending]
+    assert skipped["failed_before"] == 1
