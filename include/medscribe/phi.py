@@ -9,6 +9,7 @@ package; numbers, dates, addresses and identifiers from patterns with their spok
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,12 +40,18 @@ ORDINALS = {
 }  # fmt: skip
 TOP_DOMAINS = {"com", "org", "net", "edu", "gov", "io", "us"}
 SPOKEN_SYMBOLS = {"dot": ".", "point": ".", "at": "@", "dash": "-", "hyphen": "-", "slash": "/"}
+#: Words a recognizer writes for a digit it heard inside a run of digits ("1-2-3, for 5-6").
+DIGIT_HOMOPHONES = {"for": "4", "to": "2", "too": "2"}
+#: A word that holds digits only, with the separators a recognizer puts between them.
+DIGIT_GROUP = re.compile(r"[\d,.-]*\d[\d,.-]*")
+#: A word that ends in a top-level domain: "gmail.com".
+DOMAIN_END = re.compile(r"\.(?:com|org|net|edu|gov|io|us)\W*$")
 
 MONTHS = (
     "January|February|March|April|May|June|July|August|September|October|November|December"
     "|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec"
 )
-TITLES = {"mr", "mrs", "ms", "miss", "mister", "dr", "doctor", "nurse", "patient"}
+TITLES = {"mr", "mrs", "ms", "miss", "mister", "missus", "dr", "doctor", "nurse", "patient"}
 #: Words that introduce a name: "my name is", "this is", "I'm".
 NAME_CUES = re.compile(r"\b(?:name is|named|name's|this is|I'm|I am|called|ask for)$", re.I)
 #: Capitalized words that are never names, whatever the census lists say.
@@ -120,7 +127,8 @@ PATTERNS: list[tuple[re.Pattern[str], float]] = [
         # Ages: "52-year-old", "age 52", "52 years of age".
         (
             r"(?<![\w.])(?P<phi>\d(?: ?\d){0,2})[ -]years?[ -]old|\bage(?:d| of)? (?P<phi2>\d\d?)\b"
-            r"|\b(?:I am|I'm|he is|he's|she is|she's) (?P<phi4>\d(?: ?\d){0,2})(?=[.!?]|$)"
+            r"|\b(?:I am|I'm|you are|you're|he is|he's|she is|she's) (?P<phi4>\d(?: ?\d){0,2})"
+            r"(?: now| this year)?(?=[.!?,]|$)"
             r"|\bhow old [^.?!]*\? (?P<phi5>\d(?: ?\d){0,2})(?=[.!?]|$)"
             r"|(?P<phi3>\d\d?) years of age",
             re.I,
@@ -131,6 +139,8 @@ PATTERNS: list[tuple[re.Pattern[str], float]] = [
         (rf"\b(?:live|lives|living) at (?P<phi>(?:[\w'-]+ ){{1,4}}{STREET_WORDS})\b", re.I, 0.9),
         (rf"\b(?:[A-Z][a-z]+,? )?(?:{US_STATES})(?:,? {_run(5, 5)})?", 0, 0.8),
         (rf"\bzip(?: code)?(?: is)? (?P<phi>{_run(5, 9)})", re.I, 0.95),
+        # A zip code said after the state, in the next few words: "Oregon. The zip is 97214".
+        (rf"\b(?:{US_STATES})\W* (?:[A-Za-z']+ ){{1,4}}(?P<phi>\d{{5}}(?:-\d{{4}})?)\b", 0, 0.85),
         # Medical centers: "Saint Mary's Hospital", "Lakeside Medical Center".
         (rf"\b(?:(?:St\.?|Saint|[A-Z][\w']+) ){{1,4}}{FACILITY_WORDS}\b", 0, 0.9),
     ]
@@ -149,10 +159,14 @@ class Token:
 
 
 def _spoken_numbers(words: list[str]) -> list[str]:
-    """Number words to digits, one token at a time ("twenty one" -> "2", "1")."""
+    """Number words to digits, one token at a time ("twenty one" -> "2", "1"); inside a
+    hyphenated word too ("fifty-two-year-old" -> "52-year-old")."""
     lowered = [word.lower() for word in words]
     written = []
     for index, word in enumerate(lowered):
+        if "-" in word.strip("-"):
+            written.append(_hyphenated(words[index]))
+            continue
         after = lowered[index + 1] if index + 1 < len(lowered) else ""
         before = lowered[index - 1] if index else ""
         if word in UNITS:
@@ -164,6 +178,8 @@ def _spoken_numbers(words: list[str]) -> list[str]:
             written.append(tens if after in UNITS[1:] or after in ORDINALS else tens + "0")
         elif word in ("oh", "o") and (_is_number(before) or _is_number(after)):
             written.append("0")
+        elif word in DIGIT_HOMOPHONES and _is_number(before) and _is_number(after):
+            written.append(DIGIT_HOMOPHONES[word])
         elif word == "hundred" and _is_number(before):
             written.append("00" if not _is_number(after) else "0" if after in UNITS else "")
         elif word in ORDINALS:
@@ -175,8 +191,18 @@ def _spoken_numbers(words: list[str]) -> list[str]:
     return written
 
 
+def _hyphenated(word: str) -> str:
+    """A hyphenated word with its number words as digits, a tens and its unit joined."""
+    parts = _spoken_numbers(word.split("-"))
+    joined = parts[0]
+    for before, part in itertools.pairwise(parts):
+        joined += ("" if before.isdigit() and part.isdigit() and len(part) == 1 else "-") + part
+    return joined
+
+
 def _is_number(word: str) -> bool:
-    return word.isdigit() or word in UNITS or word in TEENS or word in TENS
+    word = word.lower()
+    return bool(DIGIT_GROUP.fullmatch(word)) or word in UNITS or word in TEENS or word in TENS
 
 
 def _symbol_context(words: list[str], index: int) -> bool:
@@ -189,7 +215,10 @@ def _symbol_context(words: list[str], index: int) -> bool:
     if _is_number(before) and _is_number(after):
         return True
     ahead = words[index + 1 : index + 6]
-    return before.isalnum() and after.isalnum() and any(w in TOP_DOMAINS for w in ahead)
+    return (
+        bool(re.fullmatch(r"[\w.+-]*\w", before) and re.match(r"\w", after))
+        and any(w in TOP_DOMAINS or DOMAIN_END.search(w) for w in ahead)
+    )
 
 
 def tokens(items: list[dict[str, Any]]) -> list[Token]:
@@ -311,6 +340,8 @@ def _names(found: list[Token]) -> Iterator[Entity]:
             score = 0.9
         elif known == len(words) and (not token.sentence_start or len(words) > 1):
             score = 0.8
+        elif words[0] in firsts and found[end].written.endswith(","):
+            score = 0.8  # someone spoken to: "Ethan, open your mouth."
         if score:
             yield Entity(index, end, score)
         index = end + 1
