@@ -194,33 +194,50 @@ def _key(text: str) -> str:
     return "".join(word for word in words if word not in ("dot", "at"))
 
 
-def score_phi(turns: list[Turn], entities: list[dict]) -> tuple[list[dict], int, int]:
+def _turn_of(turns: list[Turn], start: float, end: float) -> int:
+    """The turn a stretch's middle falls in, else the turn whose middle is nearest."""
+    middle = (start + end) / 2
+    return min(
+        range(len(turns)),
+        key=lambda i: (
+            0
+            if turns[i].start <= middle <= turns[i].end
+            else abs(middle - (turns[i].start + turns[i].end) / 2)
+        ),
+    )
+
+
+def _alike(planted: str, found: str) -> bool:
+    return fuzz.partial_ratio(_key(planted), _key(found)) >= 70
+
+
+def score_phi(
+    turns: list[Turn], words: list[Word], entities: list[dict]
+) -> tuple[list[dict], int, int]:
     """Planted PHI found or not (per type), and entities that match a planted PHI (precision).
 
     An entity belongs to the turn its middle falls in; it matches a planted PHI of that turn
-    when their normalized texts are alike (numbers compare as digits on both sides)."""
+    when their normalized texts are alike (numbers compare as digits on both sides). A planted
+    PHI is "heard" when the recognized words of its turn hold it, so that misses of the
+    recognizer and of PHI identification can be told apart."""
+    said: list[list[str]] = [[] for _ in turns]
+    for word in words:
+        said[_turn_of(turns, word.start, word.end)].append(word.text)
     planted = [
-        {"turn": index, "type": kind, "text": words, "found": False}
+        {
+            "turn": index,
+            "type": kind,
+            "text": text,
+            "heard": _alike(text, " ".join(said[index])),
+            "found": False,
+        }
         for index, turn in enumerate(turns)
-        for kind, words in turn.phi
+        for kind, text in turn.phi
     ]
     correct = 0
     for entity in entities:
-        middle = (entity["startTime"] + entity["endTime"]) / 2
-        turn = min(
-            range(len(turns)),
-            key=lambda i: (
-                0
-                if turns[i].start <= middle <= turns[i].end
-                else abs(middle - (turns[i].start + turns[i].end) / 2)
-            ),
-        )
-        matches = [
-            p
-            for p in planted
-            if p["turn"] == turn
-            and fuzz.partial_ratio(_key(p["text"]), _key(entity["content"])) >= 70
-        ]
+        turn = _turn_of(turns, entity["startTime"], entity["endTime"])
+        matches = [p for p in planted if p["turn"] == turn and _alike(p["text"], entity["content"])]
         for match in matches:
             match["found"] = True
         correct += bool(matches)
@@ -276,7 +293,7 @@ def main() -> None:
             (float(s["start_time"]), float(s["end_time"]), s["speaker_label"]) for s in segments
         ]
         reference = [(t.start, t.end, t.speaker) for t in turns]
-        planted, correct, found = score_phi(turns, entities)
+        planted, correct, found = score_phi(turns, words, entities)
         held_out = conversation.get("held_out", False)
         planted_rows += [
             {"conversation": conversation["id"], "held_out": held_out, **p} for p in planted
@@ -318,11 +335,13 @@ def write(results: pd.DataFrame, planted: pd.DataFrame, out: Path) -> None:
     recall = planted.pivot_table("found", "type", "held_out", ["sum", "count"], fill_value=0)
     for name, held_out in (("all", None), ("tuned on", False), ("held out", True)):
         chosen = results if held_out is None else results[results.held_out == held_out]
-        found = planted[planted.conversation.isin(chosen.conversation)].found
+        phi = planted[planted.conversation.isin(chosen.conversation)]
+        found, heard = phi.found, phi[phi.heard].found
         correct, entities = chosen.phi_correct.sum(), chosen.phi_entities.sum()
         lines.append(
             f"- PHI, {name} ({len(chosen)} conversations): recall {found.mean():.1%} "
-            f"({found.sum()} of {len(found)}), precision {correct / max(entities, 1):.1%} "
+            f"({found.sum()} of {len(found)}; {heard.mean():.1%} of the {len(heard)} the "
+            f"recognizer heard), precision {correct / max(entities, 1):.1%} "
             f"({correct} of {entities} entities)"
         )
     lines += [
@@ -356,7 +375,10 @@ def write(results: pd.DataFrame, planted: pd.DataFrame, out: Path) -> None:
         lines += [
             "",
             "Missed PHI:",
-            *(f"- {m.conversation}, {m.type}: {m.text}" for m in missed.itertuples()),
+            *(
+                f"- {m.conversation}, {m.type}: {m.text}{'' if m.heard else ' (not heard)'}"
+                for m in missed.itertuples()
+            ),
         ]
     (out / "conversations.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
