@@ -47,9 +47,10 @@ SILENCE_BELOW_LOUD = 1e-3
 #: The encoder was trained on audio raised to this loudness (RMS, dB full scale).
 TARGET_DBFS = -30.0
 #: Two clusters whose voices are less alike than this are different speakers. Stretches of
-#: one voice score 0.8 to 0.95 against its mean, different voices 0.4 to 0.55; a stretch that
-#: straddles a turn change falls between, and at a higher bar formed a speaker of its own.
-SAME_SPEAKER_SIMILARITY = 0.6
+#: one voice score 0.8 to 0.95 against each other, voices of different synthesizers 0.4 to
+#: 0.55, two voices of one synthesizer 0.6 to 0.68; a stretch that straddles a turn change
+#: falls between, and at 0.75 formed a speaker of its own.
+SAME_SPEAKER_SIMILARITY = 0.65
 
 
 class _Storage:

@@ -40,8 +40,11 @@ ORDINALS = {
 }  # fmt: skip
 TOP_DOMAINS = {"com", "org", "net", "edu", "gov", "io", "us"}
 SPOKEN_SYMBOLS = {"dot": ".", "point": ".", "at": "@", "dash": "-", "hyphen": "-", "slash": "/"}
-#: Words a recognizer writes for a digit it heard inside a run of digits ("1-2-3, for 5-6").
+#: Words a recognizer writes for a digit it heard among digits said one by one
+#: ("1-2-3, for 5-6"); between numbers ("120 to 140") they stay words.
 DIGIT_HOMOPHONES = {"for": "4", "to": "2", "too": "2"}
+#: Digits said one by one, as one word: "5", "1-2-3".
+SPELLED_DIGITS = re.compile(r"\d(?:[,.-]\d)*")
 #: A word that holds digits only, with the separators a recognizer puts between them.
 DIGIT_GROUP = re.compile(r"[\d,.-]*\d[\d,.-]*")
 #: A word that ends in a top-level domain: "gmail.com".
@@ -178,7 +181,9 @@ def _spoken_numbers(words: list[str]) -> list[str]:
             written.append(tens if after in UNITS[1:] or after in ORDINALS else tens + "0")
         elif word in ("oh", "o") and (_is_number(before) or _is_number(after)):
             written.append("0")
-        elif word in DIGIT_HOMOPHONES and _is_number(before) and _is_number(after):
+        elif word in DIGIT_HOMOPHONES and all(
+            w in UNITS or SPELLED_DIGITS.fullmatch(w) for w in (before, after)
+        ):
             written.append(DIGIT_HOMOPHONES[word])
         elif word == "hundred" and _is_number(before):
             written.append("00" if not _is_number(after) else "0" if after in UNITS else "")
@@ -215,10 +220,8 @@ def _symbol_context(words: list[str], index: int) -> bool:
     if _is_number(before) and _is_number(after):
         return True
     ahead = words[index + 1 : index + 6]
-    return (
-        bool(re.fullmatch(r"[\w.+-]*\w", before) and re.match(r"\w", after))
-        and any(w in TOP_DOMAINS or DOMAIN_END.search(w) for w in ahead)
-    )
+    between_words = bool(re.fullmatch(r"[\w.+-]*\w", before) and re.match(r"\w", after))
+    return between_words and any(w in TOP_DOMAINS or DOMAIN_END.search(w) for w in ahead)
 
 
 def tokens(items: list[dict[str, Any]]) -> list[Token]:

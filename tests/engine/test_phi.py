@@ -68,6 +68,7 @@ def found(text: str) -> list[str]:
         ("Send it to peter.delgado at yahoo.com please.", ["peter.delgado at yahoo.com"]),
         ("Portland, Oregon. Postal code 97214.", ["Portland Oregon", "97214"]),
         ("Take metformin 500 milligrams twice daily. Blood pressure 132 over 84.", []),
+        ("Systolic from 120 to 140 this week.", []),
         ("Follow up in three months with a chest x-ray.", []),
     ],
 )  # fmt: skip
