@@ -99,6 +99,14 @@ PHI_SAFE_NAMES = os.environ.get("MEDICAL_TRANSCRIBE_PHI_SAFE_NAMES", "1") != "0"
             title="Max speaker labels",
             description="Most speakers expected when speaker labels are on (2-30)",
         ),
+        "max_alternatives": Param(
+            0,
+            type="integer",
+            minimum=0,
+            maximum=10,
+            title="Max alternatives",
+            description="Alternative transcriptions per segment (2-10), or 0 for none",
+        ),
         "identify_phi": Param(
             False,
             type="boolean",
@@ -136,6 +144,7 @@ def nightly_medical_transcription() -> None:
             params["vocabulary_name"],
             params["channel_identification"],
             params["max_speaker_labels"] if params["show_speaker_labels"] else None,
+            params["max_alternatives"],
         )
         pipeline.check_inputs(
             aws_conn_id=AWS_CONN_ID,

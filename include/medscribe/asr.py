@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.transcribe import Segment
+from faster_whisper.transcribe import Word as Piece
 
 from . import correction
 from .audio import SAMPLE_RATE
@@ -57,18 +58,22 @@ class Recognition:
 
 def timed_words(segments: Iterable[Segment], duration: float) -> list[Word]:
     """faster-whisper's word pieces as words, none ending after the audio does."""
+    return join_pieces((piece for segment in segments for piece in segment.words or []), duration)
+
+
+def join_pieces(pieces: Iterable[Piece], duration: float) -> list[Word]:
+    """Word pieces as words: a piece without a leading space continues the previous word."""
     words: list[Word] = []
-    for segment in segments:
-        for word in segment.words or []:
-            start, end = min(word.start, duration), min(word.end, duration)
-            if words and not word.word.startswith(" "):
-                # Whisper splits "52-year-old" into tokens; AWS reports one item.
-                last = words[-1]
-                merged = last.text + word.word
-                confidence = min(last.confidence, word.probability)
-                words[-1] = Word(merged, last.start, max(last.end, end), confidence)
-            else:
-                words.append(Word(word.word.strip(), start, end, word.probability))
+    for word in pieces:
+        start, end = min(word.start, duration), min(word.end, duration)
+        if words and not word.word.startswith(" "):
+            # Whisper splits "52-year-old" into tokens; AWS reports one item.
+            last = words[-1]
+            merged = last.text + word.word
+            confidence = min(last.confidence, word.probability)
+            words[-1] = Word(merged, last.start, max(last.end, end), confidence)
+        else:
+            words.append(Word(word.word.strip(), start, end, word.probability))
     return [word for word in words if word.text]
 
 

@@ -22,10 +22,6 @@ from .store import DuplicateName, Job, JobStore, QueueFull, Vocabulary
 DEFAULT_PAGE_SIZE = 5
 SUPPORTED_LANGUAGE = "en-US"
 #: Requests this engine cannot honour yet: refused by name rather than ignored.
-UNSUPPORTED_SETTINGS = (
-    "ShowAlternatives",
-    "MaxAlternatives",
-)
 UNSUPPORTED_MEMBERS = (
     "OutputEncryptionKMSKeyId",
     "KMSEncryptionContext",
@@ -62,12 +58,17 @@ def _next_token(offset: int, limit: int, rows: list[Any]) -> str | None:
 
 
 def _check_pairs(settings: dict[str, Any]) -> None:
-    """Settings AWS only takes together, or never together."""
-    if bool(settings.get("ShowSpeakerLabels")) != ("MaxSpeakerLabels" in settings):
-        raise bad_request(
-            "ShowSpeakerLabels and MaxSpeakerLabels go together: set ShowSpeakerLabels to true "
-            "and MaxSpeakerLabels to the most speakers expected (2-30), or neither."
-        )
+    """Settings AWS only takes together, or never together. Alternatives combine with
+    every other setting, as AWS documents no exclusion for them."""
+    for show, count, meaning in (
+        ("ShowSpeakerLabels", "MaxSpeakerLabels", "the most speakers expected (2-30)"),
+        ("ShowAlternatives", "MaxAlternatives", "the most readings wanted per segment (2-10)"),
+    ):
+        if bool(settings.get(show)) != (count in settings):
+            raise bad_request(
+                f"{show} and {count} go together: set {show} to true "
+                f"and {count} to {meaning}, or neither."
+            )
     if settings.get("ShowSpeakerLabels") and settings.get("ChannelIdentification"):
         raise bad_request(
             "ShowSpeakerLabels and ChannelIdentification can't be used in the same request. "
@@ -123,11 +124,6 @@ class TranscribeBackend:
             if member in params:
                 raise bad_request(
                     f"{member} is not supported by this engine. Remove it and try again."
-                )
-        for setting in UNSUPPORTED_SETTINGS:
-            if settings.get(setting):
-                raise bad_request(
-                    f"Settings.{setting} is not supported by this engine. Remove it and try again."
                 )
         _check_pairs(settings)
         uri = params["Media"].get("MediaFileUri")

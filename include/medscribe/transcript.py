@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .coverage import Gap
 from .words import Word
+
+if TYPE_CHECKING:
+    from .alternatives import Segment
 
 #: Marks AWS reports as items of their own; any other symbol around a word is dropped.
 PUNCTUATION = ".,?!;:"
@@ -77,6 +80,36 @@ def transcript_text(items: list[dict[str, Any]]) -> str:
     return " ".join(parts)
 
 
+def alternative_segments(channels: list[list[Segment]], duration: float) -> list[dict[str, Any]]:
+    """``results.segments``: each segment's readings, best first, with flat items (AWS puts
+    an item's content and confidence beside its times there). Several channels: segments
+    in time order, labelled ``ch_N`` as the items are."""
+    segments = [
+        {
+            "start_time": _seconds(min(segment.start, duration)),
+            "end_time": _seconds(min(segment.end, duration)),
+            **({"channel_label": f"ch_{index}"} if len(channels) > 1 else {}),
+            "alternatives": [
+                {
+                    "transcript": transcript_text(items),
+                    "items": [
+                        {
+                            **{key: item[key] for key in ("start_time", "end_time") if key in item},
+                            **item["alternatives"][0],
+                            "type": item["type"],
+                        }
+                        for item in items
+                    ],
+                }
+                for items in (channel_items(words, duration) for words in segment.alternatives)
+            ],
+        }
+        for index, segments in enumerate(channels)
+        for segment in segments
+    ]
+    return sorted(segments, key=lambda segment: float(segment["start_time"]))
+
+
 def uncovered_speech(uncovered: list[list[Gap]]) -> dict[str, Any]:
     """The engine's own addition to ``results`` (AWS has no such fields; clients ignore them):
     how much speech no decoding attempt turned into words, and where (channel labels when
@@ -100,9 +133,11 @@ def build(
     channels: list[list[Word]],
     duration: float,
     uncovered: list[list[Gap]],
+    segments: list[list[Segment]] | None = None,
 ) -> dict[str, Any]:
     """One channel: plain items. Several: items labelled ``ch_N`` and ``channel_labels``.
-    ``uncovered`` holds, per channel, the speech left without words."""
+    ``uncovered`` holds, per channel, the speech left without words; ``segments``, per
+    channel, the alternative readings when the job asked for them."""
     per_channel = [channel_items(words, duration) for words in channels]
     results: dict[str, Any] = {}
     if len(per_channel) == 1:
@@ -124,6 +159,8 @@ def build(
         results["speaker_labels"] = speaker_labels(items)
     results["transcripts"] = [{"transcript": transcript_text(items)}]
     results["items"] = items
+    if segments is not None:
+        results["segments"] = alternative_segments(segments, duration)
     results.update(uncovered_speech(uncovered))
     return {"jobName": job_name, "accountId": account_id, "results": results, "status": "COMPLETED"}
 

@@ -19,6 +19,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from . import audio, diarize, phi, s3, transcript
+from .alternatives import Alternatives
 from .asr import Recognizer
 from .config import EngineConfig
 from .store import Job, JobStore, Vocabulary
@@ -102,12 +103,21 @@ class Worker:
         if settings.get("ShowSpeakerLabels"):
             # One track: speaker labels and channel identification exclude each other.
             words = [diarize.label(media.tracks[0], words[0], settings["MaxSpeakerLabels"])]
+        segments = None
+        if settings.get("ShowAlternatives"):
+            alternatives = Alternatives(self.recognizer)
+            count = settings["MaxAlternatives"]
+            segments = [
+                alternatives.segments(track, track_words, phrases, count)
+                for track, track_words in zip(media.tracks, words, strict=True)
+            ]
         document = transcript.build(
             job.name,
             self.config.account_id,
             words,
             media.duration,
             [channel.uncovered for channel in channels],
+            segments,
         )
         if request.get("ContentIdentificationType") == "PHI":
             document["results"]["entities"] = phi.identify(document["results"]["items"])

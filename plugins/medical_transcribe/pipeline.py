@@ -15,15 +15,18 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import botocore.session
 import pyarrow.parquet as pq
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.common.compat.sdk import AirflowFailException
 from botocore.exceptions import ClientError
+from botocore.validate import ParamValidator
 
 from medical_transcribe import media, report
 from medical_transcribe.hooks import TranscribeMedicalHook
 from medical_transcribe.naming import job_name_for, key_label
 from medical_transcribe.tables import (
+    ALTERNATIVES_TABLE,
     ITEMS_TABLE,
     JOBS_TABLE,
     MEDIA_DURATION,
@@ -43,8 +46,10 @@ def job_settings(
     vocabulary_name: str | None,
     channel_identification: bool,
     max_speaker_labels: int | None = None,
+    max_alternatives: int | None = None,
 ) -> dict[str, Any]:
-    """``Settings`` of a job; ``max_speaker_labels`` turns speaker labels on."""
+    """``Settings`` of a job; ``max_speaker_labels`` turns speaker labels on,
+    ``max_alternatives`` alternative transcriptions."""
     settings: dict[str, Any] = {}
     if vocabulary_name:
         settings["VocabularyName"] = vocabulary_name
@@ -53,6 +58,9 @@ def job_settings(
     if max_speaker_labels:
         settings["ShowSpeakerLabels"] = True
         settings["MaxSpeakerLabels"] = max_speaker_labels
+    if max_alternatives:
+        settings["ShowAlternatives"] = True
+        settings["MaxAlternatives"] = max_alternatives
     return settings
 
 
@@ -61,8 +69,14 @@ TRANSCRIPT_PREFIX = "medical/"
 
 
 def settings_problems(settings: dict[str, Any]) -> list[str]:
-    """What AWS would refuse in a Settings combination, said before any job starts."""
-    problems = []
+    """What AWS would refuse in a Settings combination or range, said before any job starts."""
+    shape = (
+        botocore.session.get_session()
+        .get_service_model("transcribe")
+        .shape_for("MedicalTranscriptionSetting")
+    )
+    report = ParamValidator().validate(settings, shape)
+    problems = report.generate_report().splitlines() if report.has_errors() else []
     if settings.get("ChannelIdentification") and settings.get("ShowSpeakerLabels"):
         problems.append("channel identification and speaker labels cannot be used together")
     for show, count in (
@@ -282,8 +296,8 @@ def flatten(
     skipped: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """
-    Write this run's ``transcript_items``, ``transcription_jobs`` and ``phi_entities``
-    Parquet and its HTML report to S3; return the run's summary (counts, failures, where
+    Write this run's ``transcript_items``, ``transcription_jobs``, ``phi_entities`` and
+    ``transcript_alternatives`` Parquet and its HTML report to S3; return the run's summary (counts, failures, where
     everything is).
     """
     s3 = S3Hook(aws_conn_id=aws_conn_id)
@@ -294,7 +308,7 @@ def flatten(
         return s3.generate_presigned_url("get_object", params, expires_in=LINK_SECONDS) or ""
 
     with tempfile.TemporaryDirectory(prefix="transcript-tables-") as folder:
-        tables = (ITEMS_TABLE, JOBS_TABLE, PHI_TABLE)
+        tables = (ITEMS_TABLE, JOBS_TABLE, PHI_TABLE, ALTERNATIVES_TABLE)
         files = {table: Path(folder) / f"{table}.parquet" for table in tables}
         with TranscriptTableWriter(
             *(files[table] for table in tables), run_id=run_id, run_date=run_date

@@ -3,7 +3,8 @@ Flatten AWS-shaped medical transcripts into typed tables and stream them to Parq
 
 ``transcript_items`` has one row per transcript item; ``transcription_jobs`` one row per job,
 failures included; ``phi_entities`` one row per PHI entity of a job that asked for them, with
-the range of items it covers, so a redaction is a join. Each table has a fixed Arrow schema, so column types stay the same for an
+the range of items it covers, so a redaction is a join; ``transcript_alternatives`` one row
+per alternative reading of a segment, rank 1 the best. Each table has a fixed Arrow schema, so column types stay the same for an
 empty night or a column that happens to be all null, and DuckDB, Athena and pandas agree.
 """
 
@@ -24,6 +25,7 @@ from medical_transcribe.naming import slugify
 ITEMS_TABLE = "transcript_items"
 JOBS_TABLE = "transcription_jobs"
 PHI_TABLE = "phi_entities"
+ALTERNATIVES_TABLE = "transcript_alternatives"
 #: The audio's length in seconds: not in AWS's job description, so whoever reads the file's
 #: header adds it to the job under this key. Absent, the length is unknown (null).
 MEDIA_DURATION = "MediaDurationSeconds"
@@ -81,6 +83,24 @@ PHI_SCHEMA = pa.schema(
         pa.field("last_item_index", pa.int64()),
     ]
 )
+ALTERNATIVES_SCHEMA = pa.schema(
+    [
+        *_COMMON_FIELDS,
+        pa.field("segment_index", pa.int64()),
+        pa.field("rank", pa.int64()),
+        pa.field("start_time", pa.float64()),
+        pa.field("end_time", pa.float64()),
+        pa.field("channel_label", pa.string()),
+        pa.field("transcript", pa.string()),
+        pa.field("mean_confidence", pa.float64()),
+    ]
+)
+SCHEMAS = {
+    ITEMS_TABLE: ITEMS_SCHEMA,
+    JOBS_TABLE: JOBS_SCHEMA,
+    PHI_TABLE: PHI_SCHEMA,
+    ALTERNATIVES_TABLE: ALTERNATIVES_SCHEMA,
+}
 #: Item times are rounded to milliseconds; an entity covers the items inside its times.
 _TIME_SLACK = 0.002
 
@@ -212,6 +232,39 @@ def _entity_records(
     return records
 
 
+def _alternative_records(
+    job: Job, transcript: Transcript | None, run: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """One ``transcript_alternatives`` row per reading of each segment, best first."""
+    segments = ((transcript or {}).get("results") or {}).get("segments") or []
+    if not segments:
+        return []
+    common = _common(job, transcript, run)
+    records = []
+    for index, segment in enumerate(segments):
+        for rank, alternative in enumerate(segment.get("alternatives") or [], start=1):
+            confidences = [
+                float(item["confidence"])
+                for item in alternative.get("items") or []
+                if item.get("type") == "pronunciation"
+            ]
+            records.append(
+                {
+                    **common,
+                    "segment_index": index,
+                    "rank": rank,
+                    "start_time": _float(segment.get("start_time")),
+                    "end_time": _float(segment.get("end_time")),
+                    "channel_label": segment.get("channel_label"),
+                    "transcript": alternative.get("transcript"),
+                    "mean_confidence": (
+                        sum(confidences) / len(confidences) if confidences else None
+                    ),
+                }
+            )
+    return records
+
+
 def _job_record(
     job: Job,
     transcript: Transcript | None,
@@ -249,14 +302,29 @@ def _records(
     pairs: Iterable[tuple[Job, Transcript | None]],
     run: Mapping[str, Any],
     low_confidence_threshold: float,
-) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]]:
+) -> Iterator[dict[str, list[dict[str, Any]]]]:
+    """Per job, its rows of every table."""
     for job, transcript in pairs:
         items = _item_records(job, transcript, run)
-        yield (
-            items,
-            _job_record(job, transcript, items, run, low_confidence_threshold),
-            _entity_records(job, transcript, items, run),
-        )
+        yield {
+            ITEMS_TABLE: items,
+            JOBS_TABLE: [_job_record(job, transcript, items, run, low_confidence_threshold)],
+            PHI_TABLE: _entity_records(job, transcript, items, run),
+            ALTERNATIVES_TABLE: _alternative_records(job, transcript, run),
+        }
+
+
+def _frame(
+    table: str,
+    pairs: Iterable[tuple[Job, Transcript | None]],
+    run_id: str,
+    run_date: date | datetime | str,
+    low_confidence_threshold: float = 0.5,
+) -> pd.DataFrame:
+    run = {"run_id": run_id, "run_date": _as_date(run_date)}
+    records = _records(pairs, run, low_confidence_threshold)
+    rows = [row for tables in records for row in tables[table]]
+    return pa.Table.from_pylist(rows, schema=SCHEMAS[table]).to_pandas()
 
 
 def frames(
@@ -267,15 +335,10 @@ def frames(
     low_confidence_threshold: float = 0.5,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Both tables in memory as pandas DataFrames, for small batches and inspection."""
-    run = {"run_id": run_id, "run_date": _as_date(run_date)}
-    item_rows: list[dict[str, Any]] = []
-    job_rows: list[dict[str, Any]] = []
-    for items, job_row, _ in _records(pairs, run, low_confidence_threshold):
-        item_rows.extend(items)
-        job_rows.append(job_row)
+    pairs = list(pairs)
     return (
-        pa.Table.from_pylist(item_rows, schema=ITEMS_SCHEMA).to_pandas(),
-        pa.Table.from_pylist(job_rows, schema=JOBS_SCHEMA).to_pandas(),
+        _frame(ITEMS_TABLE, pairs, run_id, run_date, low_confidence_threshold),
+        _frame(JOBS_TABLE, pairs, run_id, run_date, low_confidence_threshold),
     )
 
 
@@ -286,9 +349,17 @@ def phi_frame(
     run_date: date | datetime | str,
 ) -> pd.DataFrame:
     """The ``phi_entities`` table in memory, as a pandas DataFrame."""
-    run = {"run_id": run_id, "run_date": _as_date(run_date)}
-    rows = [row for _, _, entities in _records(pairs, run, 0.0) for row in entities]
-    return pa.Table.from_pylist(rows, schema=PHI_SCHEMA).to_pandas()
+    return _frame(PHI_TABLE, pairs, run_id, run_date)
+
+
+def alternatives_frame(
+    pairs: Iterable[tuple[Job, Transcript | None]],
+    *,
+    run_id: str,
+    run_date: date | datetime | str,
+) -> pd.DataFrame:
+    """The ``transcript_alternatives`` table in memory, as a pandas DataFrame."""
+    return _frame(ALTERNATIVES_TABLE, pairs, run_id, run_date)
 
 
 class _RowGroupBuffer:
@@ -329,6 +400,8 @@ class TranscriptTableWriter:
     :param items_sink: Path or binary file object for ``transcript_items``.
     :param jobs_sink: Path or binary file object for ``transcription_jobs``.
     :param phi_sink: Path or binary file object for ``phi_entities``; None writes no such table.
+    :param alternatives_sink: Path or binary file object for ``transcript_alternatives``;
+        None writes no such table.
     :param run_id: The Airflow run id, stored on every row.
     :param run_date: The run's logical date (date, datetime or ISO string).
     :param low_confidence_threshold: Words with confidence below this count as low-confidence.
@@ -341,6 +414,7 @@ class TranscriptTableWriter:
         items_sink: Sink,
         jobs_sink: Sink,
         phi_sink: Sink | None = None,
+        alternatives_sink: Sink | None = None,
         *,
         run_id: str,
         run_date: date | datetime | str,
@@ -350,21 +424,23 @@ class TranscriptTableWriter:
     ) -> None:
         self._run = {"run_id": run_id, "run_date": _as_date(run_date)}
         self._threshold = low_confidence_threshold
-        self._items = _RowGroupBuffer(items_sink, ITEMS_SCHEMA, row_group_rows, compression)
-        self._jobs = _RowGroupBuffer(jobs_sink, JOBS_SCHEMA, row_group_rows, compression)
-        self._phi = (
-            _RowGroupBuffer(phi_sink, PHI_SCHEMA, row_group_rows, compression)
-            if phi_sink is not None
-            else None
-        )
+        sinks = {
+            ITEMS_TABLE: items_sink,
+            JOBS_TABLE: jobs_sink,
+            PHI_TABLE: phi_sink,
+            ALTERNATIVES_TABLE: alternatives_sink,
+        }
+        self._buffers = {
+            table: _RowGroupBuffer(sink, SCHEMAS[table], row_group_rows, compression)
+            for table, sink in sinks.items()
+            if sink is not None
+        }
 
     def write_all(self, pairs: Iterable[tuple[Job, Transcript | None]]) -> None:
         """Consume an iterator of pairs; each transcript is dropped once its rows are buffered."""
-        for items, job_row, entities in _records(pairs, self._run, self._threshold):
-            self._items.extend(items)
-            self._jobs.extend([job_row])
-            if self._phi is not None:
-                self._phi.extend(entities)
+        for tables in _records(pairs, self._run, self._threshold):
+            for table, buffer in self._buffers.items():
+                buffer.extend(tables[table])
 
     def write(self, job: Job, transcript: Transcript | None) -> None:
         """Add one job and its transcript (None for a failed or missing one)."""
@@ -373,16 +449,11 @@ class TranscriptTableWriter:
     @property
     def row_counts(self) -> dict[str, int]:
         """Rows already written as row groups, per table (complete after :meth:`close`)."""
-        counts = {ITEMS_TABLE: self._items.rows_written, JOBS_TABLE: self._jobs.rows_written}
-        if self._phi is not None:
-            counts[PHI_TABLE] = self._phi.rows_written
-        return counts
+        return {table: buffer.rows_written for table, buffer in self._buffers.items()}
 
     def close(self) -> None:
-        self._items.close()
-        self._jobs.close()
-        if self._phi is not None:
-            self._phi.close()
+        for buffer in self._buffers.values():
+            buffer.close()
 
     def __enter__(self) -> Self:
         return self

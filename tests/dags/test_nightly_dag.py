@@ -50,7 +50,7 @@ def test_dag_imports_cleanly_with_schedule_and_params():
     assert set(dag.params.keys()) == {
         "input_bucket", "input_prefix", "output_bucket", "table_prefix", "type", "specialty",
         "vocabulary_name", "channel_identification", "show_speaker_labels", "max_speaker_labels",
-        "identify_phi", "max_files", "max_failed_fraction", "dry_run",
+        "max_alternatives", "identify_phi", "max_files", "max_failed_fraction", "dry_run",
     }  # fmt: skip
     for name in dag.params:
         param = dag.params.get_param(name)
@@ -96,6 +96,7 @@ def test_nightly_run_end_to_end_and_rerun_is_a_no_op(stack, nightly, dictation):
         "input_bucket": "dictations",
         "output_bucket": "nightly-out",
         "identify_phi": True,
+        "max_alternatives": 2,
         "dry_run": False,
     }
     jobs_before = transcribe.list_medical_transcription_jobs(MaxResults=100)
@@ -159,6 +160,16 @@ def test_nightly_run_end_to_end_and_rerun_is_a_no_op(stack, nightly, dictation):
     job_items = items[items.job_name == entity.job_name].set_index("item_index")
     named = job_items.loc[entity.first_item_index : entity.last_item_index]
     assert " ".join(named.content) == "John Smith"
+    # max_alternatives reached every job: each segment has its readings, best (rank 1) first.
+    described = transcribe.get_medical_transcription_job(
+        MedicalTranscriptionJobName=entity.job_name
+    )
+    assert described["MedicalTranscriptionJob"]["Settings"]["MaxAlternatives"] == 2
+    readings = read_table(s3, "nightly-out", "tables/transcript_alternatives/")
+    assert set(readings.job_name) == set(done.job_name)
+    assert set(readings["rank"]) <= {1, 2} and (readings["rank"] == 2).any()
+    best = readings[readings["rank"] == 1].sort_values(["job_name", "segment_index"])
+    assert len(best) == readings.groupby(["job_name", "segment_index"]).ngroups
     sources = {o["Key"] for o in s3.list_objects_v2(Bucket="dictations")["Contents"]}
     assert sources == {*NOTES, "inbox/broken.wav", "inbox/readme.txt"}
 

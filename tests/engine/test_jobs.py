@@ -134,8 +134,6 @@ def test_list_pages_filters_and_delete(stack, completed):
         ({"MedicalTranscriptionJobName": "has spaces"}, "BadRequestException", "regular expression"),
         ({"Type": "MEETING"}, "BadRequestException", "enum value set"),
         ({"LanguageCode": "fr-FR"}, "BadRequestException", "en-US"),
-        ({"Settings": {"ShowAlternatives": True, "MaxAlternatives": 2}}, "BadRequestException",
-         "ShowAlternatives"),
         ({"ContentIdentificationType": "PII"}, "BadRequestException", "enum value set"),
         ({"Settings": {"VocabularyName": "no-such-list"}}, "BadRequestException", "vocabulary"),
         ({"Media": {"MediaFileUri": "s3://bucket-only"}}, "BadRequestException", "S3 URI"),

@@ -50,6 +50,7 @@ def test_max_failed_fraction_tolerates_that_share():
          "cannot be used together"),
         ({"ShowSpeakerLabels": True}, "ShowSpeakerLabels and MaxSpeakerLabels"),
         ({"MaxAlternatives": 3}, "ShowAlternatives and MaxAlternatives"),
+        ({"ShowAlternatives": True, "MaxAlternatives": 1}, "MaxAlternatives, value: 1"),
     ],
 )  # fmt: skip
 def test_settings_aws_would_refuse_are_named(settings, problem):
@@ -59,6 +60,13 @@ def test_settings_aws_would_refuse_are_named(settings, problem):
 def test_consistent_settings_pass():
     assert pipeline.settings_problems({}) == []
     assert pipeline.settings_problems({"ShowSpeakerLabels": True, "MaxSpeakerLabels": 2}) == []
+    settings = pipeline.job_settings(None, False, max_speaker_labels=2, max_alternatives=3)
+    assert settings == {
+        "ShowSpeakerLabels": True, "MaxSpeakerLabels": 2,
+        "ShowAlternatives": True, "MaxAlternatives": 3,
+    }  # fmt: skip
+    assert pipeline.settings_problems(settings) == []
+    assert "ShowAlternatives" not in pipeline.job_settings(None, False, max_alternatives=0)
 
 
 def tone(seconds: float, channels: int, rate: int = 8000) -> bytes:

@@ -9,6 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from medical_transcribe.tables import (
+    ALTERNATIVES_SCHEMA,
+    ALTERNATIVES_TABLE,
     ITEMS_SCHEMA,
     ITEMS_TABLE,
     JOBS_SCHEMA,
@@ -17,6 +19,7 @@ from medical_transcribe.tables import (
     PHI_SCHEMA,
     PHI_TABLE,
     TranscriptTableWriter,
+    alternatives_frame,
     frames,
     phi_frame,
     upload_tables,
@@ -271,3 +274,39 @@ def test_writer_streams_the_phi_table_when_given_a_sink(tmp_path):
         writer.write_all([(job(), WITH_PHI), (FAILED, None)])
     assert writer.row_counts == {ITEMS_TABLE: 7, JOBS_TABLE: 2, PHI_TABLE: 2}
     assert pq.read_schema(paths[2]).names == PHI_SCHEMA.names
+
+
+def reading(text: str, *confidences: str) -> dict:
+    words = [
+        {"start_time": "0.1", "end_time": "0.4", "confidence": c, "content": w,
+         "type": "pronunciation"}
+        for w, c in zip(text.split(), confidences, strict=True)
+    ]  # fmt: skip
+    return {"transcript": text, "items": [*words, {"confidence": "0.0", "content": ".",
+                                                   "type": "punctuation"}]}  # fmt: skip
+
+
+WITH_ALTERNATIVES = transcript(
+    [word("metformin", "0.1", "0.4", "0.8")],
+    segments=[
+        {"start_time": "0.1", "end_time": "0.4",
+         "alternatives": [reading("metformin", "0.8"), reading("met for min", "0.6", "0.4", "0.2")]},
+        {"start_time": "2.0", "end_time": "2.5", "channel_label": "ch_1",
+         "alternatives": [reading("daily", "1.0")]},
+    ],
+)  # fmt: skip
+
+
+def test_alternatives_are_one_row_per_reading_ranked_best_first(tmp_path):
+    readings = alternatives_frame([(job(), WITH_ALTERNATIVES), (FAILED, None)], **RUN)
+    assert list(readings.columns) == ALTERNATIVES_SCHEMA.names
+    rows = readings[["segment_index", "rank", "transcript"]].values.tolist()
+    assert rows == [[0, 1, "metformin"], [0, 2, "met for min"], [1, 1, "daily"]]
+    assert readings.channel_label.isna().tolist() == [True, True, False]
+    assert readings.mean_confidence.round(3).tolist() == [0.8, 0.4, 1.0]
+    assert readings.start_time.tolist() == [0.1, 0.1, 2.0]
+    assert alternatives_frame([(job(), DICTATION)], **RUN).empty
+    paths = [tmp_path / f"{table}.parquet" for table in (ITEMS_TABLE, JOBS_TABLE)]
+    with TranscriptTableWriter(*paths, alternatives_sink=tmp_path / "a.parquet", **RUN) as writer:
+        writer.write_all([(job(), WITH_ALTERNATIVES), (FAILED, None)])
+    assert writer.row_counts == {ITEMS_TABLE: 1, JOBS_TABLE: 2, ALTERNATIVES_TABLE: 3}

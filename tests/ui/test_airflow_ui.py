@@ -44,6 +44,7 @@ WIDGETS = {
     "channel_identification": "[data-scope=switch] input[type=checkbox]",
     "show_speaker_labels": "[data-scope=switch] input[type=checkbox]",
     "max_speaker_labels": "input[role=spinbutton]",
+    "max_alternatives": "input[role=spinbutton]",
     "identify_phi": "[data-scope=switch] input[type=checkbox]",
     "max_files": "input[role=spinbutton]",
     "max_failed_fraction": "input[role=spinbutton]",
