@@ -21,10 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import psutil
 import sqlalchemy as sa
-from botocore.config import Config
 
 from cluster.airflow_api import AirflowAPI
 from cluster.stack import STATE, ProcessCluster
@@ -115,14 +113,7 @@ def night(cluster: ProcessCluster, files: list[Path], engine_workers: int) -> di
         elif index >= engine_workers and running:
             cluster.stop(host)
     env = cluster.client_env()
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=env["AWS_ENDPOINT_URL_S3"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_DEFAULT_REGION"],
-        config=Config(s3={"addressing_style": "path"}),
-    )
+    s3 = cluster.s3_client()
     prefix = f"bench-{len(files)}-{engine_workers}w-{int(time.time())}"
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda p: s3.upload_file(str(p), "dictations", f"{prefix}/{p.name}"), files))

@@ -20,7 +20,9 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+import boto3
 import local_stack
+from botocore.config import Config
 
 from cluster import compose, postgres
 from cluster.netns import Network
@@ -302,6 +304,18 @@ class ProcessCluster:
             "AIRFLOW_USERNAME": "admin",
             "AIRFLOW_PASSWORD": self.settings["AIRFLOW_ADMIN_PASSWORD"],
         }
+
+    def s3_client(self) -> Any:
+        """A boto3 S3 client for the cluster's S3 server, retrying as the DAG's hook does."""
+        env = self.client_env()
+        return boto3.client(
+            "s3",
+            endpoint_url=env["AWS_ENDPOINT_URL_S3"],
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            region_name=env["AWS_DEFAULT_REGION"],
+            config=Config(s3={"addressing_style": "path"}, retries={"mode": "standard"}),
+        )
 
     def write_client_env(self) -> Path:
         path = self.state.parent / "cluster.env"

@@ -18,11 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from botocore.config import Config
 
 from cluster.airflow_api import AirflowAPI
 from cluster.stack import ProcessCluster
@@ -52,14 +50,7 @@ def running() -> Iterator[Running]:
     if started:
         cluster.up()
     env = cluster.client_env()
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=env["AWS_ENDPOINT_URL_S3"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_DEFAULT_REGION"],
-        config=Config(s3={"addressing_style": "path"}, retries={"mode": "standard"}),
-    )
+    s3 = cluster.s3_client()
     password = cluster.settings["ENGINE_DB_PASSWORD"]
     address = cluster.network.address("postgres")
     store = JobStore(f"postgresql+psycopg2://engine:{password}@{address}:5432/engine")
