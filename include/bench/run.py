@@ -225,7 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Voices: {', '.join(voices)}.",
         f"Whisper model: {model_dir or 'not used'}, int8, beam 5. whisper: plain "
         "WhisperModel.transcribe (sequential 30 s windows, no prompt). whisper-vocab: the "
-        "engine's recognizer (medscribe.asr: batched VAD chunks, vocabulary as hotwords within "
+        "engine's recognizer (medscribe.asr: sequential windows over detected speech, vocabulary "
+        "as hotwords within "
         "its token budget, coverage guarantee, correction). whisper-vocab-before: the same "
         "without the coverage guarantee.",
         f"Vocabulary: {len(vocabulary)} terms from {vocabulary_path}; it lists "

@@ -9,7 +9,7 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-from faster_whisper import BatchedInferencePipeline, WhisperModel
+from faster_whisper import WhisperModel
 from faster_whisper.transcribe import Segment
 from faster_whisper.transcribe import Word as Piece
 
@@ -28,19 +28,20 @@ REDECODE_SAMPLING = (0.4, 0.6, 0.8)
 
 
 def decode_options(beam_size: int) -> dict[str, Any]:
-    """The decoding settings every engine job uses (the benchmark calls them directly too).
+    """The first-pass settings of every engine job (the benchmark calls them directly too).
 
-    Decoding runs on faster-whisper's batched pipeline: VAD cuts the audio into speech
-    chunks of at most 15 s, decoded independently. Under a vocabulary prompt Whisper
-    sometimes ends a window early; sequential 30 s windows then lost the rest of a short
-    file, and short chunks bound what one early stop can lose.
+    Sequential 30 s windows over the speech voice activity detection finds, each decoded
+    on its own (no previous text in the prompt: one misheard window must not steer the
+    next). Side by side on long dictations this beat faster-whisper's batched 15 s chunks
+    on WER (13.4% vs 14.1%) and term recall (69% vs 68%) at 1.7x the speed; where the
+    vocabulary prompt makes a window stop early, the coverage guarantee decodes the rest.
     """
     return {
         "language": "en",
         "beam_size": beam_size,
         "word_timestamps": True,
-        "batch_size": 8,
-        "chunk_length": 15,
+        "vad_filter": True,
+        "condition_on_previous_text": False,
     }
 
 
@@ -92,7 +93,6 @@ class Recognizer:
         self.model = WhisperModel(
             str(path), device="cpu", compute_type=compute_type, cpu_threads=cpu_threads
         )
-        self.pipeline = BatchedInferencePipeline(self.model)
         self.options = decode_options(beam_size)
         log.info("loaded model %s (%s)", path, compute_type)
 
@@ -115,10 +115,7 @@ class Recognizer:
         """Decode steered by ``phrases``: those that fit go in the prompt (first come first),
         then fill any stretch of speech left without words (see ``coverage``), and snap
         near-miss words to a phrase."""
-        segments, _ = self.pipeline.transcribe(
-            samples, hotwords=self.prompt(phrases), **self.options
-        )
-        first = timed_words(segments, len(samples) / SAMPLE_RATE)
+        first = self.first_pass(samples, phrases)
         words, uncovered = ensure_coverage(first, samples, self.redecoding)
         if len(words) > len(first) or uncovered:
             log.info(
@@ -128,6 +125,10 @@ class Recognizer:
                 len(uncovered),
             )
         return Recognition(correction.snap(words, phrases), uncovered)
+
+    def first_pass(self, samples: np.ndarray, phrases: list[str]) -> list[Word]:
+        segments, _ = self.model.transcribe(samples, hotwords=self.prompt(phrases), **self.options)
+        return timed_words(segments, len(samples) / SAMPLE_RATE)
 
     @property
     def redecoding(self) -> tuple[Decoder, ...]:
