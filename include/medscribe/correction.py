@@ -4,7 +4,9 @@ Whisper often hears a drug or diagnosis it does not know as nearby words ("met f
 for metformin). A run of one to three recognized words is replaced by a vocabulary term
 when the two agree closely enough both in letters and in their metaphone keys; runs that
 already are good English words the model was sure of are left alone, so terms that were
-not said are not invented.
+not said are not invented. A snap may only respell, never swallow: runs never hold a
+number, nor a word that already is a term ("to 20 milligrams" once became "milligrams",
+losing a new dose).
 """
 
 from __future__ import annotations
@@ -52,9 +54,18 @@ def _similarity(letters: str, sound: str, term: _Term) -> float:
     return (fuzz.ratio(letters, term.letters) + fuzz.ratio(sound, term.sound)) / 200
 
 
+@cache
+def _spelled(terms: tuple[_Term, ...]) -> frozenset[str]:
+    return frozenset(term.letters for term in terms)
+
+
 def _best(run: list[Word], terms: tuple[_Term, ...]) -> tuple[float, _Term] | None:
     letters = _letters("".join(word.text for word in run))
     if len(letters) < MIN_LETTERS or max(run[0].confidence, run[-1].confidence) >= CONFIDENT:
+        return None
+    if any(char.isdigit() for word in run for char in word.text):
+        return None
+    if len(run) > 1 and any(_letters(word.text) in _spelled(terms) for word in run):
         return None
     # Cheap length filter first: a term far longer or shorter cannot be close.
     candidates = [t for t in terms if abs(len(t.letters) - len(letters)) <= len(t.letters) // 3]
