@@ -28,7 +28,7 @@ REDECODE_SAMPLING = (0.4, 0.6, 0.8)
 
 
 def decode_options(beam_size: int) -> dict[str, Any]:
-    """The first-pass settings of every engine job (the benchmark calls them directly too).
+    """The first-pass settings of every engine job; re-decoding starts from them too.
 
     Sequential 30 s windows over the speech voice activity detection finds, each decoded
     on its own (no previous text in the prompt: one misheard window must not steer the
@@ -127,8 +127,7 @@ class Recognizer:
         return Recognition(correction.snap(words, phrases), uncovered)
 
     def first_pass(self, samples: np.ndarray, phrases: list[str]) -> list[Word]:
-        segments, _ = self.model.transcribe(samples, hotwords=self.prompt(phrases), **self.options)
-        return timed_words(segments, len(samples) / SAMPLE_RATE)
+        return self._words(samples, hotwords=self.prompt(phrases), **self.options)
 
     @property
     def redecoding(self) -> tuple[Decoder, ...]:
@@ -141,15 +140,12 @@ class Recognizer:
         )
 
     def _decode(self, samples: np.ndarray, **options: Any) -> list[Word]:
-        segments, _ = self.model.transcribe(
-            samples,
-            language="en",
-            beam_size=self.options["beam_size"],
-            word_timestamps=True,
-            vad_filter=False,
-            condition_on_previous_text=False,
-            # Voice activity detection heard speech here: never discard it as silence.
-            no_speech_threshold=None,
-            **options,
+        """The whole stretch at once, without the prompt. Voice activity detection heard
+        speech here: never filter it again, nor discard it as silence."""
+        return self._words(
+            samples, **{**self.options, "vad_filter": False, "no_speech_threshold": None, **options}
         )
+
+    def _words(self, samples: np.ndarray, **options: Any) -> list[Word]:
+        segments, _ = self.model.transcribe(samples, **options)
         return timed_words(segments, len(samples) / SAMPLE_RATE)
