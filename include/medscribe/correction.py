@@ -40,35 +40,38 @@ class _Term:
     sound: str
 
 
+@dataclass(frozen=True)
+class _Index:
+    terms: tuple[_Term, ...]
+    spelled: frozenset[str]  # every term's letters, to know a word that already is one
+
+
 @cache
-def _index(phrases: tuple[str, ...]) -> tuple[_Term, ...]:
+def _index(phrases: tuple[str, ...]) -> _Index:
     terms = []
     for phrase in phrases:
         letters = _letters(phrase)
         if len(letters) >= MIN_LETTERS:
             terms.append(_Term(phrase, letters, jellyfish.metaphone(letters)))
-    return tuple(terms)
+    return _Index(tuple(terms), frozenset(term.letters for term in terms))
 
 
 def _similarity(letters: str, sound: str, term: _Term) -> float:
     return (fuzz.ratio(letters, term.letters) + fuzz.ratio(sound, term.sound)) / 200
 
 
-@cache
-def _spelled(terms: tuple[_Term, ...]) -> frozenset[str]:
-    return frozenset(term.letters for term in terms)
-
-
-def _best(run: list[Word], terms: tuple[_Term, ...]) -> tuple[float, _Term] | None:
+def _best(run: list[Word], index: _Index) -> tuple[float, _Term] | None:
     letters = _letters("".join(word.text for word in run))
     if len(letters) < MIN_LETTERS or max(run[0].confidence, run[-1].confidence) >= CONFIDENT:
         return None
     if any(char.isdigit() for word in run for char in word.text):
         return None
-    if len(run) > 1 and any(_letters(word.text) in _spelled(terms) for word in run):
+    if len(run) > 1 and any(_letters(word.text) in index.spelled for word in run):
         return None
     # Cheap length filter first: a term far longer or shorter cannot be close.
-    candidates = [t for t in terms if abs(len(t.letters) - len(letters)) <= len(t.letters) // 3]
+    candidates = [
+        t for t in index.terms if abs(len(t.letters) - len(letters)) <= len(t.letters) // 3
+    ]
     sound = jellyfish.metaphone(letters)
     scored = [(_similarity(letters, sound, term), term) for term in candidates]
     return max(scored, key=lambda pair: pair[0], default=None)
@@ -76,8 +79,8 @@ def _best(run: list[Word], terms: tuple[_Term, ...]) -> tuple[float, _Term] | No
 
 def snap(words: list[Word], phrases: list[str]) -> list[Word]:
     """Words with near-miss runs replaced by the vocabulary term they most resemble."""
-    terms = _index(tuple(phrases))
-    if not terms:
+    vocabulary = _index(tuple(phrases))
+    if not vocabulary.terms:
         return words
     out: list[Word] = []
     index = 0
@@ -87,7 +90,7 @@ def snap(words: list[Word], phrases: list[str]) -> list[Word]:
             run = words[index : index + size]
             if size > 1 and _PUNCTUATION.search(run[-2].text):
                 break  # a run never spans a sentence or clause mark
-            best = _best(run, terms)
+            best = _best(run, vocabulary)
             if best and best[0] >= THRESHOLD and (choice is None or best[0] > choice[0]):
                 choice = (best[0], size, best[1])
         if choice is None:
