@@ -29,6 +29,14 @@ def start(transcribe, name: str, uri: str, **extra: Any) -> dict[str, Any]:
     return transcribe.start_medical_transcription_job(**request)["MedicalTranscriptionJob"]
 
 
+def refused_settings(transcribe, name: str, settings: dict[str, Any]) -> str:
+    """Start a job with ``settings`` the engine must refuse as AWS does; the error message."""
+    with pytest.raises(ClientError) as error:
+        start(transcribe, name, "s3://inbox/x.wav", Settings=settings)
+    assert error.value.response["Error"]["Code"] == "BadRequestException"
+    return error.value.response["Error"]["Message"]
+
+
 def wait(transcribe, name: str, timeout: float = 120) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
