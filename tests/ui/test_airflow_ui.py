@@ -20,6 +20,8 @@ from pathlib import Path
 import local_stack
 import pytest
 
+from medical_transcribe.hooks import TranscribeMedicalHook
+
 playwright = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = "/usr/bin/chromium"
@@ -243,20 +245,7 @@ def open_run(page, airflow: Airflow, run: dict, name: str) -> None:
     shot(page, name)
 
 
-def failed_jobs(transcribe) -> set[str]:
-    names: set[str] = set()
-    request = {"Status": "FAILED", "MaxResults": 100}
-    while True:
-        page = transcribe.list_medical_transcription_jobs(**request)
-        names |= {
-            job["MedicalTranscriptionJobName"] for job in page["MedicalTranscriptionJobSummaries"]
-        }
-        if "NextToken" not in page:
-            return names
-        request["NextToken"] = page["NextToken"]
-
-
-def test_operating_the_dag_from_the_ui(stack, airflow, browser, dictation):
+def test_operating_the_dag_from_the_ui(stack, airflow, browser, dictation, monkeypatch):
     s3, transcribe = stack.client("s3"), stack.client("transcribe")
     for bucket in ("ui-inbox", "ui-out"):
         s3.create_bucket(Bucket=bucket)
@@ -307,11 +296,13 @@ def test_operating_the_dag_from_the_ui(stack, airflow, browser, dictation):
     # A corrupt file makes the run fail; the run and check_run's log name its job on screen.
     s3.put_object(Bucket="ui-inbox", Key="inbox/corrupt.wav", Body=b"RIFF....WAVEfmt garbage")
     known.add(run["dag_run_id"])
-    failed_before = failed_jobs(transcribe)  # the session's engine is shared with other tests
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", local_stack.airflow_connection(stack.env))
+    jobs = TranscribeMedicalHook(aws_conn_id="aws_default")
+    failed_before = jobs.job_names("FAILED")  # the session's engine is shared with other tests
     trigger(page, airflow, dry_run=False)
     run = airflow.wait_for_new_run(known)
     assert run["state"] == "failed"
-    (corrupt,) = failed_jobs(transcribe) - failed_before
+    (corrupt,) = jobs.job_names("FAILED") - failed_before
     open_run(page, airflow, run, "06-corrupt-file-run-failed")
     assert on_screen(page, corrupt)  # the failed transcribe task, by its job name
     page.goto(f"{airflow.url}/dags/{DAG_ID}/runs/{run['dag_run_id']}/tasks/check_run")
