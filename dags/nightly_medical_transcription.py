@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowSkipException
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import CronTriggerTimetable, Param, conf, dag, get_current_context, task
 from airflow.task.trigger_rule import TriggerRule
 
@@ -26,7 +27,7 @@ AWS_CONN_ID = os.environ.get("MEDICAL_TRANSCRIBE_CONN_ID", "aws_default")
 POOL = os.environ.get("MEDICAL_TRANSCRIBE_POOL", "transcribe_medical")
 POLL_SECONDS = int(os.environ.get("MEDICAL_TRANSCRIBE_POLL_SECONDS", "30"))
 #: Airflow refuses to expand a mapped task past [core] max_map_length, so one run takes at
-#: most that many files; a bigger night's rest is left pending for the next run.
+#: most that many files; a bigger night goes on in follow-up runs (``continue_night``).
 MAX_FILES = conf.getint("core", "max_map_length")
 #: Job names and logs carry a hash instead of the S3 key (keys can hold patient identifiers).
 PHI_SAFE_NAMES = os.environ.get("MEDICAL_TRANSCRIBE_PHI_SAFE_NAMES", "1") != "0"
@@ -119,7 +120,7 @@ PHI_SAFE_NAMES = os.environ.get("MEDICAL_TRANSCRIBE_PHI_SAFE_NAMES", "1") != "0"
             minimum=1,
             maximum=MAX_FILES,
             title="Max files",
-            description="Cap on files per run; the rest is left for the next run",
+            description="Cap on files per run; a follow-up run takes the rest",
         ),
         "max_failed_fraction": Param(
             0.0,
@@ -219,8 +220,31 @@ def nightly_medical_transcription() -> None:
         print(account)
         return account
 
+    @task
+    def follow_up(summary: dict[str, Any] | None, params: dict[str, Any]) -> dict[str, Any]:
+        """This run's params for a follow-up run, when files were left beyond ``max_files``.
+
+        Only a run that transcribed something hands on: a night that cannot make progress
+        stops (and fails, naming its files) instead of triggering itself forever.
+        """
+        skipped = get_current_context()["ti"].xcom_pull(task_ids="list_pending", key="skipped")
+        left = (skipped or {}).get("left_for_next_run", 0)
+        if not left or not summary:
+            raise AirflowSkipException("no files left for a follow-up run")
+        if not summary["completed"]:
+            raise AirflowSkipException(f"{left} file(s) left, but this run transcribed none")
+        print(f"{left} file(s) left beyond max_files: a follow-up run takes them")
+        return params
+
     summary = flatten(pending)
     verdict = check_run(summary)
+    # Queued behind this run (max_active_runs=1), with the same params.
+    TriggerDagRunOperator(
+        task_id="continue_night",
+        trigger_dag_id="nightly_medical_transcription",
+        conf=follow_up(summary),
+        openlineage_inject_parent_info=False,
+    )
     transcribed >> summary
     pending >> verdict  # a failed listing fails the run, though flatten then has nothing to do
     for step in (summary, verdict):

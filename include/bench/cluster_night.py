@@ -3,7 +3,8 @@
 ``python include/bench/cluster_night.py --files 2000 --engine-workers 1 3`` synthesizes
 that many short dictations once (cached under ``.local/bench-cluster/``), then for each
 engine worker count: stops the extra engine workers, uploads the night under a fresh
-prefix, triggers the DAG through the REST API and waits. Reported per night: wall time,
+prefix, triggers the DAG through the REST API and waits for it and its follow-up runs
+(a run takes at most 1,024 files). Reported per night: wall time,
 files per minute, Airflow overhead (wall time minus the engine's recognition time, as a
 share of the wall time), task latency percentiles, and the peak memory of the scheduler,
 the Celery workers (with their task processes) and the flatten task.
@@ -125,7 +126,7 @@ def night(cluster: ProcessCluster, files: list[Path], engine_workers: int) -> di
         DAG_ID,
         {"input_prefix": f"{prefix}/", "table_prefix": f"tables/{prefix}", "max_files": 1024},
     )
-    run = api.wait(DAG_ID, run_id, timeout=6 * 3600)
+    runs = api.wait_night(DAG_ID, run_id, timeout=6 * 3600)
     wall = time.monotonic() - started
     peaks = memory.close()
     password = cluster.settings["ENGINE_DB_PASSWORD"]
@@ -139,7 +140,7 @@ def night(cluster: ProcessCluster, files: list[Path], engine_workers: int) -> di
         ).all()
     recognition = sum(row.completed_at - row.started_at for row in rows if row.completed_at)
     engine_wall = recognition / engine_workers
-    instances = api.task_instances(DAG_ID, run_id)
+    instances = [ti for run in runs for ti in api.task_instances(DAG_ID, run["dag_run_id"])]
     by_task: dict[str, list[float]] = {}
     for ti in instances:
         if (duration := seconds(ti["start_date"], ti["end_date"])) is not None:
@@ -147,8 +148,9 @@ def night(cluster: ProcessCluster, files: list[Path], engine_workers: int) -> di
     return {
         "files": len(files),
         "engine_workers": engine_workers,
-        "run": run["state"],
+        "runs": [run["state"] for run in runs],
         "completed": sum(row.status == "COMPLETED" for row in rows),
+        "jobs": len(rows),
         "wall_s": round(wall, 1),
         "files_per_min": round(len(files) / wall * 60, 1),
         "engine_recognition_s": round(recognition, 1),

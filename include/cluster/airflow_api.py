@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from typing import Any
@@ -67,6 +68,28 @@ class AirflowAPI:
                 return run
             time.sleep(3)
         raise TimeoutError(f"run {run_id} did not finish within {timeout:.0f}s")
+
+    def wait_night(self, dag_id: str, run_id: str, timeout: float) -> list[dict[str, Any]]:
+        """The run and each follow-up run it triggered (same conf), once all have finished.
+
+        A night past ``max_files`` goes on in follow-up runs, each triggered as its
+        predecessor ends; the night is over when a finished run has no successor.
+        """
+        deadline = time.monotonic() + timeout
+        runs = [self.wait(dag_id, run_id, timeout)]
+        while follow_up := self._successor(dag_id, runs[-1]):
+            runs.append(self.wait(dag_id, follow_up, deadline - time.monotonic()))
+        return runs
+
+    def _successor(self, dag_id: str, run: dict[str, Any]) -> str | None:
+        listed = self.call(
+            "GET",
+            f"/api/v2/dags/{dag_id}/dagRuns?order_by=run_after&limit=100"
+            f"&run_after_gt={urllib.parse.quote(run['run_after'])}",
+        )["dag_runs"]
+        # A follow-up's conf is the whole of its predecessor's params.
+        later = [r for r in listed if all(r["conf"].get(k) == v for k, v in run["conf"].items())]
+        return later[0]["dag_run_id"] if later else None
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         """Every task instance of the run, mapped ones included."""

@@ -188,6 +188,7 @@ def list_pending(
     Skipped: non-audio objects, objects whose transcript exists, and objects whose job
     failed on an earlier night (it is in that night's jobs table with its reason). A job
     still running is kept: the start task adopts it instead of starting a duplicate.
+    Pending audio beyond ``max_files`` is counted as ``left_for_next_run``.
     What exists is read with one listing of the transcripts and one of the failed jobs,
     not a call per object: a night of tens of thousands of files would be throttled.
     With ``phi_safe``, job names and log lines carry a hash instead of the key.
@@ -201,7 +202,9 @@ def list_pending(
     if content_identification:
         identity["ContentIdentificationType"] = content_identification
     pending: list[dict[str, Any]] = []
-    skipped = {"not_audio": 0, "already_transcribed": 0, "failed_before": 0}
+    skipped = dict.fromkeys(
+        ("not_audio", "already_transcribed", "failed_before", "left_for_next_run"), 0
+    )
     mono: list[str] = []
     paginator = s3.get_conn().get_paginator("list_objects_v2")
     for obj in (o for page in paginator.paginate(Bucket=input_bucket, Prefix=input_prefix)
@@ -219,6 +222,9 @@ def list_pending(
             log.info("skipping %s: it failed on an earlier night", name)
             skipped["failed_before"] += 1
             continue
+        if len(pending) == max_files:
+            skipped["left_for_next_run"] += 1
+            continue
         if settings.get("ChannelIdentification"):
             info = media.probe(s3.get_conn(), input_bucket, key)
             if info is not None and info.channels < 2:
@@ -234,9 +240,8 @@ def list_pending(
                 "content_identification_type": content_identification,
             }
         )
-        if len(pending) >= max_files:
-            log.info("stopping at the cap of %d files for this run", max_files)
-            break
+    if left := skipped["left_for_next_run"]:
+        log.info("%d file(s) beyond the cap of %d left for the next run", left, max_files)
     if mono:
         raise AirflowFailException(
             "Refusing to start any job: channel identification needs two-channel audio, and "

@@ -93,15 +93,16 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 300) -> Any:
 class Night:
     """One night's files under ``dictations/<name>/``, its run, and the checks at its end."""
 
-    def __init__(self, running: Running, name: str, audio: list[Path]) -> None:
+    def __init__(self, running: Running, name: str, audio: list[Path], **params: Any) -> None:
         self.running, self.name = running, name
         self.started = time.monotonic()
         self.keys = [f"{name}/{index}-{path.name}" for index, path in enumerate(audio)]
         for key, path in zip(self.keys, audio, strict=True):
             running.s3.upload_file(str(path), "dictations", key)
         self.run_id = running.api.trigger(
-            DAG_ID, {"input_prefix": f"{name}/", "table_prefix": f"tables/{name}"}
+            DAG_ID, {"input_prefix": f"{name}/", "table_prefix": f"tables/{name}", **params}
         )
+        self.runs: list[dict[str, Any]] = []
 
     def task_instances(self, task_id: str, state: str) -> list[dict[str, Any]]:
         instances = self.running.api.task_instances(DAG_ID, self.run_id)
@@ -116,8 +117,8 @@ class Night:
         return held[0] if held else None
 
     def finish(self, fault: str) -> pd.DataFrame:
-        """Wait for the run, then hold it to exactly once; return its task instances."""
-        run = self.running.api.wait(DAG_ID, self.run_id, timeout=900)
+        """Wait for the night's runs, then hold them to exactly once; return their task instances."""
+        self.runs = self.running.api.wait_night(DAG_ID, self.run_id, timeout=900)
         records = jobs_for(self.running.store, self.name)
         by_file: dict[str, list[dict[str, Any]]] = {}
         for record in records:
@@ -135,12 +136,12 @@ class Night:
             "transcribed_once": len(completed - duplicated),
             "lost": len(set(self.keys) - set(by_file)),
             "duplicated": len(duplicated),
-            "run": run["state"],
+            "runs": [run["state"] for run in self.runs],
             "seconds": round(time.monotonic() - self.started, 1),
         }
         with (self.running.cluster.state / "faults.jsonl").open("a") as log:
             log.write(json.dumps(outcome) + "\n")
-        assert run["state"] == "success", outcome
+        assert set(outcome["runs"]) == {"success"}, outcome
         assert outcome["transcribed_once"] == len(self.keys), (outcome, records)
         for key in self.keys:
             (record,) = by_file[key]
@@ -153,19 +154,29 @@ class Night:
             assert transcript["results"]["items"], key
         assert sorted(table["status"]) == ["COMPLETED"] * len(self.keys)
         assert set(items["job_name"]) == {by_file[key][0]["name"] for key in self.keys}
-        return pd.DataFrame(self.running.api.task_instances(DAG_ID, self.run_id))
+        return pd.DataFrame(
+            [
+                ti
+                for run in self.runs
+                for ti in self.running.api.task_instances(DAG_ID, run["dag_run_id"])
+            ]
+        )
 
 
-def night(running: Running, audio: list[Path], name: str) -> Night:
-    return Night(running, f"{name}-{int(time.time())}", audio)
+def night(running: Running, audio: list[Path], name: str, **params: Any) -> Night:
+    return Night(running, f"{name}-{int(time.time())}", audio, **params)
 
 
 def test_a_night_triggered_through_the_api_runs_on_the_celery_workers(running, audio):
-    tonight = night(running, audio, "plain")
-    instances = tonight.finish("none")
+    # Past max_files, the night goes on in a follow-up run the first one triggers.
+    tonight = night(running, audio, "plain", max_files=2)
+    instances = tonight.finish("none (max_files=2: two runs)")
+    assert len(tonight.runs) == 2
     mapped = instances[instances["task_id"] == "transcribe"]
     assert len(mapped) == len(audio)
     assert set(instances["hostname"]) <= WORKERS, set(instances["hostname"])
+    continued = instances[instances["task_id"] == "continue_night"]
+    assert list(continued["state"]) == ["success", "skipped"]
 
 
 def test_engine_worker_killed_while_holding_a_job(running, audio):

@@ -63,10 +63,17 @@ def test_pending_skips_transcribed_and_failed_without_per_object_calls(stack, mo
     expected = sorted(set(names) - set(transcribed) - set(failed))
     assert sorted(d["media_file_uri"].removeprefix("s3://listing-in/") for d in pending) == expected
     assert [d["job_name"] for d in pending] == [names[key] for key in expected]
-    assert skipped == {"not_audio": 1, "already_transcribed": 10, "failed_before": 2}
+    assert skipped == {
+        "not_audio": 1, "already_transcribed": 10, "failed_before": 2, "left_for_next_run": 0
+    }  # fmt: skip
     # One listing of the inbox, one of the transcripts, one of the failed jobs; a HEAD only
     # for the object whose name does not say it is audio.
     assert dict(calls) == {"ListObjectsV2": 2, "ListMedicalTranscriptionJobs": 1, "HeadObject": 1}
+
+    # Past the cap, the rest is counted for the next run, which takes it up in order.
+    first, skipped = pipeline.list_pending(**listing | {"max_files": 10})
+    assert [d["job_name"] for d in first] == [names[key] for key in expected[:10]]
+    assert skipped["left_for_next_run"] == len(expected) - 10
 
     # Deleting a failed job (as the README says) makes its file pending again.
     transcribe.delete_medical_transcription_job(MedicalTranscriptionJobName=names[failed[0]])
