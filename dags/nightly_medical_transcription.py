@@ -17,7 +17,10 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import CronTriggerTimetable, Param, conf, dag, get_current_context, task
 from airflow.task.trigger_rule import TriggerRule
 
-from medical_transcribe import alerts, pipeline
+# medical_transcribe.pipeline (pandas, pyarrow, PyAV: seconds of CPU to import) is imported
+# in the tasks that use it: every task process parses this file, and the thousand transcribe
+# tasks of a big night need none of it.
+from medical_transcribe import alerts
 from medical_transcribe.links import REPORT_URL_KEY, RunReportLink
 from medical_transcribe.operators import StartMedicalTranscriptionJobOperator
 
@@ -141,6 +144,8 @@ PHI_SAFE_NAMES = os.environ.get("MEDICAL_TRANSCRIBE_PHI_SAFE_NAMES", "1") != "0"
 def nightly_medical_transcription() -> None:
     @task
     def list_pending(params: dict[str, Any]) -> list[dict[str, Any]]:
+        from medical_transcribe import pipeline  # here, not at the top: see the imports
+
         settings = pipeline.job_settings(
             params["vocabulary_name"],
             params["channel_identification"],
@@ -198,6 +203,8 @@ def nightly_medical_transcription() -> None:
         if params["dry_run"]:
             print("dry run: no tables written")
             return {}
+        from medical_transcribe import pipeline
+
         context = get_current_context()
         run = context["dag_run"]
         summary = pipeline.flatten(
@@ -216,6 +223,8 @@ def nightly_medical_transcription() -> None:
 
     @task
     def check_run(summary: dict[str, Any], params: dict[str, Any]) -> str:
+        from medical_transcribe import pipeline
+
         account = pipeline.judge(summary, params["max_failed_fraction"]) if summary else "dry run"
         print(account)
         return account

@@ -70,6 +70,18 @@ def test_dag_imports_cleanly_with_schedule_and_params():
     assert dag.get_task("transcribe").pool == "transcribe_medical"
 
 
+def test_parsing_the_dag_leaves_the_table_libraries_unloaded():
+    # Every task process parses the file; a transcribe task must not pay for pandas & co.
+    heavy = ("pandas", "pyarrow", "av")
+    folders = [str(local_stack.ROOT / "dags"), str(local_stack.ROOT / "plugins")]
+    code = (
+        f"import sys; sys.path[:0] = {folders!r}; import nightly_medical_transcription; "
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.splitlines()[-1] == "[]"
+
+
 def read_table(s3, bucket: str, prefix: str) -> pd.DataFrame:
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
     frames = [
