@@ -106,6 +106,10 @@ def seconds(start: str | None, end: str | None) -> float | None:
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
+def pool_path(cluster: ProcessCluster) -> str:
+    return f"/api/v2/pools/{cluster.settings['MEDICAL_TRANSCRIBE_POOL']}"
+
+
 def night(cluster: ProcessCluster, files: list[Path], engine_workers: int) -> dict[str, Any]:
     for index, host in enumerate(cluster.hosts["engine-worker"]):
         running = host in cluster.running()
@@ -148,6 +152,7 @@ def night(cluster: ProcessCluster, files: list[Path], engine_workers: int) -> di
     return {
         "files": len(files),
         "engine_workers": engine_workers,
+        "pool_slots": api.call("GET", pool_path(cluster))["slots"],
         "runs": [run["state"] for run in runs],
         "completed": sum(row.status == "COMPLETED" for row in rows),
         "jobs": len(rows),
@@ -165,10 +170,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--engine-workers", type=int, nargs="+", default=[1, 3])
+    parser.add_argument(
+        "--pool-slots", type=int, help="jobs in flight (the pool's slots); default: as set up"
+    )
     args = parser.parse_args()
     cluster = ProcessCluster()
     if not cluster.running():
         raise SystemExit("start the cluster first: make cluster")
+    if args.pool_slots:
+        AirflowAPI(cluster.client_env()).call(
+            "PATCH", pool_path(cluster), {"slots": args.pool_slots}
+        )
     files = short_dictations(args.files)
     results = [night(cluster, files, workers) for workers in args.engine_workers]
     for result in results:
