@@ -178,9 +178,9 @@ def main() -> None:
     if not cluster.running():
         raise SystemExit("start the cluster first: make cluster")
     if args.pool_slots:
-        AirflowAPI(cluster.client_env()).call(
-            "PATCH", pool_path(cluster), {"slots": args.pool_slots}
-        )
+        pool = {"name": cluster.settings["MEDICAL_TRANSCRIBE_POOL"], "include_deferred": True}
+        api = AirflowAPI(cluster.client_env())
+        api.call("PATCH", pool_path(cluster), pool | {"slots": args.pool_slots})
     files = short_dictations(args.files)
     results = [night(cluster, files, workers) for workers in args.engine_workers]
     for result in results:
