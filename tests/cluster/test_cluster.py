@@ -174,7 +174,8 @@ def test_a_night_triggered_through_the_api_runs_on_the_celery_workers(running, a
     assert len(tonight.runs) == 2
     mapped = instances[instances["task_id"] == "transcribe"]
     assert len(mapped) == len(audio)
-    assert set(instances["hostname"]) <= WORKERS, set(instances["hostname"])
+    ran = instances[instances["state"] != "skipped"]
+    assert set(ran["hostname"]) <= WORKERS, set(ran["hostname"])
     continued = instances[instances["task_id"] == "continue_night"]
     assert list(continued["state"]) == ["success", "skipped"]
 
