@@ -18,14 +18,19 @@ from functools import cache
 import jellyfish
 from rapidfuzz import fuzz
 
+from .phi import TEENS, TENS, UNITS
 from .words import Word
 
 MAX_RUN = 3
 #: Below this combined similarity a run is left as recognized.
-THRESHOLD = 0.84
+THRESHOLD = 0.82
 #: A run must begin and end on words the model was less sure of than this.
 CONFIDENT = 0.9
 MIN_LETTERS = 5
+#: Letters a run must change besides the words it shares with a term.
+MIN_RESPELLED = 3
+#: Numbers Whisper may write as words ("three weeks ago"): a dose or a count is never respelled.
+NUMBER_WORDS = frozenset([*UNITS, *TEENS, *TENS, "hundred", "thousand", "half"])
 _PUNCTUATION = re.compile(r"[^\w']+$")
 
 
@@ -38,6 +43,7 @@ class _Term:
     text: str
     letters: str
     sound: str
+    words: tuple[str, ...]  # each word's letters
 
 
 @dataclass(frozen=True)
@@ -51,8 +57,10 @@ def _index(phrases: tuple[str, ...]) -> _Index:
     terms = []
     for phrase in phrases:
         letters = _letters(phrase)
-        if len(letters) >= MIN_LETTERS:
-            terms.append(_Term(phrase, letters, jellyfish.metaphone(letters)))
+        # A term with a number ("1 plus pitting edema") would invent one; snaps never do.
+        if len(letters) >= MIN_LETTERS and not any(char.isdigit() for char in phrase):
+            words = tuple(_letters(word) for word in phrase.split())
+            terms.append(_Term(phrase, letters, jellyfish.metaphone(letters), words))
     return _Index(tuple(terms), frozenset(term.letters for term in terms))
 
 
@@ -60,17 +68,47 @@ def _similarity(letters: str, sound: str, term: _Term) -> float:
     return (fuzz.ratio(letters, term.letters) + fuzz.ratio(sound, term.sound)) / 200
 
 
+def _fits(run: list[Word], words: list[str], letters: str, term: _Term) -> bool:
+    """Whether snapping ``run`` to ``term`` only respells it.
+
+    A word the model was sure of may stay only as the term's own word at that end; words
+    the run and the term share must leave a respelled part of a few letters on both sides
+    ("chest" is not "CT chest", "are negative" not "Rh negative"); and a term that only adds
+    or drops letters ("nutrition", "malnutrition") is another word, unless the run lacks
+    just its first letter, which Whisper often hears with the word before.
+    """
+    if run[0].confidence >= CONFIDENT and words[0] != term.words[0]:
+        return False
+    if run[-1].confidence >= CONFIDENT and words[-1] != term.words[-1]:
+        return False
+    # Of a term that contains the run or is contained in it, only a first sound heard with
+    # the word before ("and oxycycline") is respelled.
+    contained = letters in term.letters or term.letters in letters
+    if contained and letters not in (term.letters, term.letters[1:]):
+        return False
+    shared = set(words) & set(term.words)
+    return not shared or all(
+        len("".join(set(side) - shared)) >= MIN_RESPELLED for side in (words, term.words)
+    )
+
+
 def _best(run: list[Word], index: _Index) -> tuple[float, _Term] | None:
-    letters = _letters("".join(word.text for word in run))
-    if len(letters) < MIN_LETTERS or max(run[0].confidence, run[-1].confidence) >= CONFIDENT:
+    words = [_letters(word.text) for word in run]
+    letters = "".join(words)
+    if len(letters) < MIN_LETTERS or all(word.confidence >= CONFIDENT for word in run):
         return None
-    if any(char.isdigit() for word in run for char in word.text):
+    if any(char.isdigit() for word in run for char in word.text) or NUMBER_WORDS & set(words):
         return None
-    if len(run) > 1 and any(_letters(word.text) in index.spelled for word in run):
+    if letters in index.spelled:  # already a term: kept, and no shorter run may respell it
+        return 1.0, next(term for term in index.terms if term.letters == letters)
+    if len(run) > 1 and any(word in index.spelled for word in words):
         return None
     # Cheap length filter first: a term far longer or shorter cannot be close.
     candidates = [
-        t for t in index.terms if abs(len(t.letters) - len(letters)) <= len(t.letters) // 3
+        t
+        for t in index.terms
+        if abs(len(t.letters) - len(letters)) <= len(t.letters) // 3
+        and _fits(run, words, letters, t)
     ]
     sound = jellyfish.metaphone(letters)
     scored = [(_similarity(letters, sound, term), term) for term in candidates]
@@ -101,7 +139,7 @@ def snap(words: list[Word], phrases: list[str]) -> list[Word]:
         run = words[index : index + size]
         trailing = _PUNCTUATION.search(run[-1].text)
         text = term.text + (trailing.group() if trailing else "")
-        if _letters(text) == _letters("".join(w.text for w in run)):
+        if [_letters(word) for word in text.split()] == [_letters(w.text) for w in run]:
             out.extend(run)  # already right; keep the model's own spelling and timings
         else:
             confidence = min(word.confidence for word in run)
