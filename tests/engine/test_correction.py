@@ -33,3 +33,44 @@ def test_a_dose_change_keeps_every_number_and_word() -> None:
 def test_a_word_that_already_is_a_term_is_never_swallowed_by_its_neighbours() -> None:
     heard = words(("to", 0.5), ("milligrams", 0.4), ("daily", 0.99))
     assert texts(snap(heard, VOCABULARY)) == ["to", "milligrams", "daily"]
+
+
+def test_a_term_heard_right_is_kept_whole() -> None:
+    # "vitamin" alone resembles "vitamin D": it once became "vitamin D D".
+    heard = words(("low", 0.99), ("vitamin", 0.39), ("D", 0.96), ("is", 0.99))
+    assert texts(snap(heard, ["vitamin D"])) == ["low", "vitamin", "D", "is"]
+
+
+def test_a_sure_word_stays_as_the_terms_own_word() -> None:
+    heard = words(("the", 0.99), ("terminal", 0.99), ("alium", 0.29), ("shows", 0.98))
+    assert texts(snap(heard, ["terminal ileum"])) == ["the", "terminal ileum", "shows"]
+    # A sure word that the term does not have is never respelled.
+    heard = words(("are", 0.52), ("negative.", 0.99))
+    assert texts(snap(heard, ["Rh negative"])) == ["are", "negative."]
+
+
+def test_a_term_split_into_other_words_is_written_as_the_term() -> None:
+    heard = words(("Fecal", 0.31), ("CalProtect", 0.70), ("in", 0.37), ("the", 0.99))
+    assert texts(snap(heard, ["fecal calprotectin"])) == ["fecal calprotectin", "the"]
+
+
+def test_a_snap_never_adds_or_drops_a_word() -> None:
+    vocabulary = ["CT chest", "lipid panel", "malnutrition"]
+    for heard in (
+        words(("chest", 0.6), ("pain", 0.99)),
+        words(("a", 0.74), ("lipid", 0.95), ("panel.", 0.8)),
+        words(("Nutrition", 0.84), ("referral", 0.99)),
+    ):
+        assert snap(heard, vocabulary) == heard
+
+
+def test_a_lost_first_sound_is_restored() -> None:
+    heard = words(("and", 0.89), ("oxycycline.", 0.61), ("He", 0.99))
+    assert texts(snap(heard, ["doxycycline"])) == ["and", "doxycycline.", "He"]
+
+
+def test_a_number_is_never_respelled_nor_invented() -> None:
+    heard = words(("radiation", 0.88), ("three", 0.88), ("weeks", 0.99))
+    assert snap(heard, ["radiation therapy"]) == heard
+    heard = words(("two", 0.99), ("plus-pitting", 0.76), ("edema", 0.76))
+    assert snap(heard, ["1 plus pitting edema"]) == heard
