@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from functools import cache
 
 import jellyfish
-from rapidfuzz import fuzz
+import numpy as np
+from rapidfuzz import fuzz, process
 
 from .phi import TEENS, TENS, UNITS
 from .words import Word
@@ -49,7 +50,11 @@ class _Term:
 @dataclass(frozen=True)
 class _Index:
     terms: tuple[_Term, ...]
-    spelled: frozenset[str]  # every term's letters, to know a word that already is one
+    spelled: dict[str, _Term]  # by its letters, to know a word that already is a term
+    # Each term's letters, sound and length, to score a run against all terms at once.
+    letters: list[str]
+    sounds: list[str]
+    lengths: np.ndarray
 
 
 @cache
@@ -61,11 +66,13 @@ def _index(phrases: tuple[str, ...]) -> _Index:
         if len(letters) >= MIN_LETTERS and not any(char.isdigit() for char in phrase):
             words = tuple(_letters(word) for word in phrase.split())
             terms.append(_Term(phrase, letters, jellyfish.metaphone(letters), words))
-    return _Index(tuple(terms), frozenset(term.letters for term in terms))
-
-
-def _similarity(letters: str, sound: str, term: _Term) -> float:
-    return (fuzz.ratio(letters, term.letters) + fuzz.ratio(sound, term.sound)) / 200
+    return _Index(
+        tuple(terms),
+        {term.letters: term for term in terms},
+        [term.letters for term in terms],
+        [term.sound for term in terms],
+        np.array([len(term.letters) for term in terms]),
+    )
 
 
 def _fits(run: list[Word], words: list[str], letters: str, term: _Term) -> bool:
@@ -93,6 +100,7 @@ def _fits(run: list[Word], words: list[str], letters: str, term: _Term) -> bool:
 
 
 def _best(run: list[Word], index: _Index) -> tuple[float, _Term] | None:
+    """The most similar term ``run`` may be respelled to, if any is similar enough."""
     words = [_letters(word.text) for word in run]
     letters = "".join(words)
     if len(letters) < MIN_LETTERS or all(word.confidence >= CONFIDENT for word in run):
@@ -100,19 +108,23 @@ def _best(run: list[Word], index: _Index) -> tuple[float, _Term] | None:
     if any(char.isdigit() for word in run for char in word.text) or NUMBER_WORDS & set(words):
         return None
     if letters in index.spelled:  # already a term: kept, and no shorter run may respell it
-        return 1.0, next(term for term in index.terms if term.letters == letters)
+        return 1.0, index.spelled[letters]
     if len(run) > 1 and any(word in index.spelled for word in words):
         return None
-    # Cheap length filter first: a term far longer or shorter cannot be close.
-    candidates = [
-        t
-        for t in index.terms
-        if abs(len(t.letters) - len(letters)) <= len(t.letters) // 3
-        and _fits(run, words, letters, t)
-    ]
+    # Similarity: the mean of how alike the letters and the metaphone keys are.
     sound = jellyfish.metaphone(letters)
-    scored = [(_similarity(letters, sound, term), term) for term in candidates]
-    return max(scored, key=lambda pair: pair[0], default=None)
+    similarity = (
+        process.cdist([letters], index.letters, scorer=fuzz.ratio)[0]
+        + process.cdist([sound], index.sounds, scorer=fuzz.ratio)[0]
+    ) / 200
+    # A term far longer or shorter is not a respelling, however alike.
+    similar_length = np.abs(index.lengths - len(letters)) <= index.lengths // 3
+    close = np.flatnonzero((similarity >= THRESHOLD) & similar_length)
+    for position in close[np.argsort(-similarity[close], kind="stable")]:
+        term = index.terms[position]
+        if _fits(run, words, letters, term):
+            return float(similarity[position]), term
+    return None
 
 
 def snap(words: list[Word], phrases: list[str]) -> list[Word]:
@@ -129,7 +141,7 @@ def snap(words: list[Word], phrases: list[str]) -> list[Word]:
             if size > 1 and _PUNCTUATION.search(run[-2].text):
                 break  # a run never spans a sentence or clause mark
             best = _best(run, vocabulary)
-            if best and best[0] >= THRESHOLD and (choice is None or best[0] > choice[0]):
+            if best and (choice is None or best[0] > choice[0]):
                 choice = (best[0], size, best[1])
         if choice is None:
             out.append(words[index])
