@@ -2,11 +2,12 @@
 
 Whisper often hears a drug or diagnosis it does not know as nearby words ("met for min"
 for metformin). A run of one to three recognized words is replaced by a vocabulary term
-when the two agree closely enough both in letters and in their metaphone keys; runs that
-already are good English words the model was sure of are left alone, so terms that were
-not said are not invented. A snap may only respell, never swallow: runs never hold a
-number, nor a word that already is a term ("to 20 milligrams" once became "milligrams",
-losing a new dose).
+when the two agree closely enough both in letters and in their metaphone keys, also
+when the model split the term into other words ("Fecal CalProtect in"). Words the model
+was sure of stay as they are, so terms that were not said are not invented. A snap may
+only respell, never swallow or invent: runs never hold a number, nor a word that already
+is a term ("to 20 milligrams" once became "milligrams", losing a new dose), and a term
+that only adds or drops words or letters ("vitamin" -> "vitamin D") is another word.
 """
 
 from __future__ import annotations
