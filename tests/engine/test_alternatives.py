@@ -48,7 +48,9 @@ def test_segments_carry_distinct_readings_best_first(stack, natural_dictation):
                 if item["type"] == "pronunciation":
                     assert start_s - 0.5 <= float(item["start_time"]) <= float(item["end_time"])
                     assert float(item["end_time"]) <= min(end_s + 0.5, last_end + 1.0)
-    assert "echocardiogram" in " ".join(r["transcript"] for r in segments[1]["alternatives"])
+    # Whisper writes the term capitalized in some runs ("a repeat Echocardiogram.").
+    second = " ".join(r["transcript"] for r in segments[1]["alternatives"])
+    assert "echocardiogram" in second.lower()
 
 
 @pytest.mark.parametrize(
