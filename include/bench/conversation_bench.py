@@ -12,6 +12,11 @@ reference speech, best one-to-one mapping of labels, with and without a 0.25 s c
 reference turn boundaries), speaker count accuracy, PHI recall per type and precision, and the
 cost of each feature as a ratio of the recognition time of the same file in the same run.
 
+PHI is scored by the audio it covers, as a redactor needs it: each turn's true text is
+force-aligned to its audio, which times every planted PHI; an entity is right when most of
+its time lies on planted PHI, and a planted PHI is found when right entities cover at least
+half of its time, whatever words the recognizer wrote there.
+
 Every run keeps each file's recognized words beside its audio; ``--cached-words`` scores
 diarization and PHI identification on those (and their recorded recognition time) without
 recognizing again, to iterate on the later stages.
@@ -42,6 +47,7 @@ if __package__ in (None, ""):
 
 from bench.metrics import normalize
 from medscribe import diarize, phi, transcript
+from medscribe.alternatives import Alternatives
 from medscribe.asr import Recognition, Recognizer
 from medscribe.audio import SAMPLE_RATE, load
 from medscribe.coverage import Gap, Span
@@ -56,6 +62,11 @@ MARK = re.compile(r"\{([A-Z]+)\|([^}]*)\}")
 GAPS = (0.35, 0.6, 0.45, 0.8, 0.5)
 COLLAR = 0.25
 FRAME = 0.01
+#: Audio kept around a turn's speech when its text is aligned to it.
+ALIGN_PAD_S = 0.2
+#: Share of an entity's time on planted PHI for it to be right, and share of a planted
+#: PHI's time that right entities must cover for it to be found.
+COVERED = 0.5
 
 
 def _speak_command(voice: str, text_file: Path, out: Path) -> list[str]:
@@ -144,6 +155,54 @@ def _speak(conversation: dict, path: Path) -> list[tuple[float, float]]:
     return times
 
 
+@dataclass(frozen=True)
+class Planted:
+    """A planted PHI: its type, its words as spoken, when they are said, and in which turn."""
+
+    kind: str
+    text: str
+    start: float
+    end: float
+    turn: int
+
+
+def align(
+    aligner: Callable[[], Alternatives], samples: np.ndarray, turns: list[Turn], cache: Path
+) -> list[list[Word]]:
+    """Every turn's true words timed on its audio, kept in ``cache`` beside the WAV (they
+    depend on nothing but the audio and the text)."""
+    if cache.exists():
+        return [[Word(**w) for w in turn] for turn in json.loads(cache.read_text())]
+    duration = len(samples) / SAMPLE_RATE
+    aligned = [
+        aligner().align(
+            samples,
+            max(turn.start - ALIGN_PAD_S, 0.0),
+            min(turn.end + ALIGN_PAD_S, duration),
+            turn.text,
+        )
+        for turn in turns
+    ]
+    cache.write_text(json.dumps([[asdict(w) for w in turn] for turn in aligned]))
+    return aligned
+
+
+def plant(turns: list[Turn], aligned: list[list[Word]]) -> list[Planted]:
+    """The planted PHI of every turn, timed by the aligned words it is made of."""
+    planted = []
+    for index, (turn, words) in enumerate(zip(turns, aligned, strict=True)):
+        if len(words) != len(turn.text.split()):
+            raise ValueError(f"turn {index} aligned as {len(words)} words: {turn.text!r}")
+        position = 0
+        for kind, text in turn.phi:
+            position = turn.text.index(text, position)
+            first = len(turn.text[:position].split())
+            last = first + len(text.split()) - 1
+            planted.append(Planted(kind, text, words[first].start, words[last].end, index))
+            position += len(text)
+    return planted
+
+
 def _frames(segments: list[tuple[float, float, str]], names: list[str], count: int) -> np.ndarray:
     """The index in ``names`` of who speaks in each 10 ms frame, -1 for nobody."""
     labels = np.full(count, -1)
@@ -194,54 +253,48 @@ def _key(text: str) -> str:
     return "".join(word for word in words if word not in ("dot", "at"))
 
 
-def _turn_of(turns: list[Turn], start: float, end: float) -> int:
-    """The turn a stretch's middle falls in, else the turn whose middle is nearest."""
-    middle = (start + end) / 2
-    return min(
-        range(len(turns)),
-        key=lambda i: (
-            0
-            if turns[i].start <= middle <= turns[i].end
-            else abs(middle - (turns[i].start + turns[i].end) / 2)
-        ),
-    )
-
-
 def _alike(planted: str, found: str) -> bool:
     return fuzz.partial_ratio(_key(planted), _key(found)) >= 70
 
 
-def score_phi(
-    turns: list[Turn], words: list[Word], entities: list[dict]
-) -> tuple[list[dict], int, int]:
-    """Planted PHI found or not (per type), and entities that match a planted PHI (precision).
+def _overlap(start: float, end: float, spans: list[tuple[float, float]]) -> float:
+    return sum(max(0.0, min(end, e) - max(start, s)) for s, e in spans)
 
-    An entity belongs to the turn its middle falls in; it matches a planted PHI of that turn
-    when their normalized texts are alike (numbers compare as digits on both sides). A planted
-    PHI is "heard" when the recognized words of its turn hold it, so that misses of the
-    recognizer and of PHI identification can be told apart."""
-    said: list[list[str]] = [[] for _ in turns]
-    for word in words:
-        said[_turn_of(turns, word.start, word.end)].append(word.text)
-    planted = [
-        {
-            "turn": index,
-            "type": kind,
-            "text": text,
-            "heard": _alike(text, " ".join(said[index])),
-            "found": False,
-        }
-        for index, turn in enumerate(turns)
-        for kind, text in turn.phi
+
+def score_phi(
+    planted: list[Planted], words: list[Word], entities: list[dict]
+) -> tuple[list[dict], int, int]:
+    """Planted PHI found or not (per type), and entities that are right (precision).
+
+    By time, not by words: an entity is right when at least ``COVERED`` of its time lies on
+    planted PHI, and a planted PHI is found when right entities cover at least ``COVERED``
+    of its time. An entity over a whole turn is wrong and finds nothing; one over the right
+    audio is right even where the recognizer misheard the words. A planted PHI is "heard"
+    when the recognized words over its time hold it, so that misses of the recognizer and
+    of PHI identification can be told apart."""
+    truth = [(p.start, p.end) for p in planted]
+    right = [
+        (e["startTime"], e["endTime"])
+        for e in entities
+        if _overlap(e["startTime"], e["endTime"], truth)
+        >= COVERED * max(e["endTime"] - e["startTime"], 1e-3)
     ]
-    correct = 0
-    for entity in entities:
-        turn = _turn_of(turns, entity["startTime"], entity["endTime"])
-        matches = [p for p in planted if p["turn"] == turn and _alike(p["text"], entity["content"])]
-        for match in matches:
-            match["found"] = True
-        correct += bool(matches)
-    return planted, correct, len(entities)
+    rows = []
+    for p in planted:
+        said = " ".join(w.text for w in words if p.start <= (w.start + w.end) / 2 <= p.end)
+        rows.append(
+            {
+                "turn": p.turn,
+                "type": p.kind,
+                "text": p.text,
+                "start": round(p.start, 2),
+                "end": round(p.end, 2),
+                "recognized": said,
+                "heard": _alike(p.text, said),
+                "found": _overlap(p.start, p.end, right) >= COVERED * (p.end - p.start),
+            }
+        )
+    return rows, len(right), len(entities)
 
 
 def recognize(
@@ -270,6 +323,7 @@ def main() -> None:
     args = parser.parse_args()
     conversations = json.loads(CORPUS.read_text())["conversations"][: args.limit]
     recognizer = functools.cache(Recognizer)
+    aligner = functools.cache(lambda: Alternatives(recognizer()))
     rows, planted_rows = [], []
     for conversation in conversations:
         path, turns = synthesize(conversation, AUDIO_DIR)
@@ -293,7 +347,8 @@ def main() -> None:
             (float(s["start_time"]), float(s["end_time"]), s["speaker_label"]) for s in segments
         ]
         reference = [(t.start, t.end, t.speaker) for t in turns]
-        planted, correct, found = score_phi(turns, words, entities)
+        aligned = align(aligner, samples, turns, path.with_suffix(".aligned.json"))
+        planted, correct, found = score_phi(plant(turns, aligned), words, entities)
         held_out = conversation.get("held_out", False)
         planted_rows += [
             {"conversation": conversation["id"], "held_out": held_out, **p} for p in planted
@@ -376,7 +431,8 @@ def write(results: pd.DataFrame, planted: pd.DataFrame, out: Path) -> None:
             "",
             "Missed PHI:",
             *(
-                f"- {m.conversation}, {m.type}: {m.text}{'' if m.heard else ' (not heard)'}"
+                f"- {m.conversation}, {m.type}: {m.text} "
+                f"({'heard' if m.heard else 'misheard'} as: {m.recognized or 'no words'})"
                 for m in missed.itertuples()
             ),
         ]

@@ -91,19 +91,29 @@ class Alternatives:
             start, end = max(run[0].start - PAD_S, 0.0), min(run[-1].end + PAD_S, duration)
             readings = [run]
             seen = {_spoken(" ".join(word.text for word in run))}
-            span = samples[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
-            features = self.model.feature_extractor(span)
-            encoded = self.model.encode(pad_or_trim(features))
+            encoded, frames = self._encode(samples, start, end)
             for tokens in self._hypotheses(encoded, prompt, count):
                 if len(readings) == count:
                     break
                 spoken = _spoken(self.tokenizer.decode(tokens))
                 if spoken and spoken not in seen:
                     seen.add(spoken)
-                    timed = self._timed(tokens, encoded, features.shape[-1], start, end)
-                    readings.append(timed)
+                    readings.append(self._timed(tokens, encoded, frames, start, end))
             segments.append(Segment(run[0].start, run[-1].end, readings))
         return segments
+
+    def align(self, samples: np.ndarray, start: float, end: float, text: str) -> list[Word]:
+        """The words of ``text``, known to be said between ``start`` and ``end``, timed on
+        that audio (forced alignment: nothing is recognized)."""
+        encoded, frames = self._encode(samples, start, end)
+        tokens = self.tokenizer.encode(" " + text.strip())
+        return self._timed(tokens, encoded, frames, start, end)
+
+    def _encode(self, samples: np.ndarray, start: float, end: float) -> tuple[StorageView, int]:
+        """Whisper's encoding of the audio from ``start`` to ``end``, and its frame count."""
+        span = samples[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
+        features = self.model.feature_extractor(span)
+        return self.model.encode(pad_or_trim(features)), features.shape[-1]
 
     def _hypotheses(self, encoded: StorageView, prompt: list[int], count: int) -> list[list[int]]:
         """Beam hypotheses' text tokens, best score first.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from bench.conversation_bench import Turn, der, score_phi
+from bench.conversation_bench import Turn, der, plant, score_phi
 
 from medscribe.words import Word
 
@@ -33,20 +33,43 @@ def test_missed_and_false_alarm_speech_count() -> None:
     assert der(REFERENCE, hypothesis, collar=0.0) == pytest.approx(2.0 / 11.0, abs=0.01)
 
 
-def test_spoken_phi_matches_its_written_form_in_its_own_turn() -> None:
-    turns = [
-        Turn("doctor", "Try ten dot zero dot four dot twelve.", 0.0, 3.0, (("IP", "ten dot zero dot four dot twelve"),)),
-        Turn("patient", "Okay.", 3.5, 4.0, ()),
-    ]  # fmt: skip
-    words = [
-        Word("Try", 0.0, 0.4, 0.9),
-        Word("10.0.4.12.", 0.5, 2.9, 0.9),
-        Word("Okay.", 3.5, 4.0, 0.9),
-    ]
-    entity = {"startTime": 0.5, "endTime": 2.9, "content": "10.0.4.12"}
-    planted, correct, found = score_phi(turns, words, [entity])
-    assert planted[0]["heard"] and planted[0]["found"]
-    assert (correct, found) == (1, 1)
-    elsewhere = {**entity, "startTime": 3.5, "endTime": 4.0}
-    planted, correct, _ = score_phi(turns, words, [elsewhere])
-    assert not planted[0]["found"] and correct == 0
+TURN = Turn(
+    "daughter",
+    "Yes of course, please call me on my cell any time after lunch, "
+    "five five five, three zero one, seven seven eight eight. Thanks, Ana.",
+    10.0,
+    19.9,
+    (("PHONE", "five five five, three zero one, seven seven eight eight"), ("NAME", "Ana")),
+)
+#: The turn's true words, one every 0.4 s from 10 s (as a forced alignment times them).
+ALIGNED = [Word(w, 10.0 + 0.4 * i, 10.3 + 0.4 * i, 1.0) for i, w in enumerate(TURN.text.split())]
+PHONE, NAME = plant([TURN], [ALIGNED])
+
+
+def test_planted_phi_is_timed_by_its_own_words() -> None:
+    assert (PHONE.kind, PHONE.start, PHONE.end) == ("PHONE", 15.2, pytest.approx(19.1))
+    assert (NAME.kind, NAME.start, NAME.end, NAME.turn) == ("NAME", 19.6, pytest.approx(19.9), 0)
+
+
+def entity(start: float, end: float, content: str) -> dict:
+    return {"startTime": start, "endTime": end, "content": content, "category": "PHI"}
+
+
+def test_an_entity_over_the_right_audio_is_found_whatever_was_heard() -> None:
+    words = [Word("Hello.", 19.6, 19.9, 0.4)]
+    planted, right, entities = score_phi([NAME], words, [entity(19.6, 19.9, "Hello")])
+    assert planted[0]["found"] and not planted[0]["heard"]
+    assert planted[0]["recognized"] == "Hello."
+    assert (right, entities) == (1, 1)
+
+
+def test_an_entity_over_too_much_or_too_little_audio_finds_nothing() -> None:
+    whole_turn = entity(10.0, 19.9, "Yes of course, please call me ... 555 301 7788. Thanks, Ana.")
+    planted, right, _ = score_phi([PHONE, NAME], [], [whole_turn])
+    assert not any(p["found"] for p in planted) and right == 0
+    first_digits = entity(15.2, 16.1, "555")
+    planted, right, _ = score_phi([PHONE, NAME], [], [first_digits])
+    assert not planted[0]["found"] and right == 1
+    elsewhere = entity(10.0, 11.0, "Ana")
+    planted, right, _ = score_phi([PHONE, NAME], [], [elsewhere])
+    assert not planted[1]["found"] and right == 0
