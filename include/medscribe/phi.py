@@ -55,6 +55,16 @@ MONTHS = (
     "|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec"
 )
 TITLES = {"mr", "mrs", "ms", "miss", "mister", "missus", "dr", "doctor", "nurse", "patient"}
+#: Titles said only before a surname: the next word is a name even when the recognizer
+#: wrote it in lower case or as a word no name list holds ("Mrs. del gato").
+HONORIFICS = {"mr", "mrs", "mister", "missus"}
+#: Words that follow a title or "my name is" without being a name.
+NOT_NAME_WORDS = {
+    "a", "an", "the", "and", "or", "but", "is", "was", "are", "will", "can", "said", "says",
+    "to", "of", "in", "on", "at", "for", "with", "who", "what", "here", "there", "please",
+}  # fmt: skip
+#: Cues after which the next word is a name, whatever its spelling: "my name is", "named".
+NAME_IS = re.compile(r"\b(?:name is|name's|named)$", re.I)
 #: Words that introduce a name: "my name is", "this is", "I'm".
 NAME_CUES = re.compile(r"\b(?:name is|named|name's|this is|I'm|I am|called|ask for)$", re.I)
 #: Capitalized words that are never names, whatever the census lists say.
@@ -62,7 +72,8 @@ NOT_NAMES = {
     "I", "I'm", "I've", "I'll", "OK", "Okay", "Yes", "No", "Hello", "Hi", "Thank", "Thanks",
     "Good", "Well", "So", "And", "But", "The", "A", "An", "Doctor", "Dr", "Mr", "Mrs", "Ms",
     "Miss", "Patient", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
-    "Sunday", "Street", "Avenue", "Road", "Hospital", "Clinic", "Center", "English",
+    "Sunday", "Street", "Avenue", "Road", "Hospital", "Clinic", "Center", "English", "You",
+    "He", "She", "We", "They", "It", "My", "Your", "His", "Her", "Our", "Their",
 }  # fmt: skip
 FACILITY_WORDS = (
     r"(?:Hospital|Medical Center|Health Center|Clinic|Infirmary|Medical Group|Health System"
@@ -72,6 +83,9 @@ STREET_WORDS = (
     r"(?:Street|St|Avenue|Ave|Road|Rd|Drive|Lane|Ln|Boulevard|Blvd|Court|Ct|Way|Place|Terrace"
     r"|Parkway|Circle|Highway|Trail)"
 )
+#: Street words no everyday phrase ends a number and a few words with ("a 20 minute
+#: drive", "2 pills the same way"): after a house number, an address however it is spelled.
+HOUSE_STREET_WORDS = r"(?:street|avenue|road|lane|boulevard|court|terrace|parkway)"
 US_STATES = (
     "Alabama|Alaska|Arizona|Arkansas|California|Colorado|Connecticut|Delaware|Florida|Georgia"
     "|Hawaii|Idaho|Illinois|Indiana|Iowa|Kansas|Kentucky|Louisiana|Maine|Maryland"
@@ -109,10 +123,20 @@ PATTERNS: list[tuple[re.Pattern[str], float]] = [
             0,
             0.95,
         ),
+        # An identifier by its shape: letters, then six digits or more ("D417228 9-0-3").
+        (rf"(?<![\w.])[A-Z]{{1,3}}[ -]?{_run(6, 14)}(?!\w)", 0, 0.85),
         # Social security (9 digits), phone and fax numbers (7, 10 or 11), however said.
         (_digits(9, 11), 0, 0.9),
         (_digits(7, 7), 0, 0.85),
         (r"\b[\w+-]+(?: ?\. ?[\w+-]+)* ?@ ?[\w-]+(?: ?\. ?[a-z0-9-]+)+", 0, 0.95),
+        # An address the recognizer wrote with its "at" misheard, after what introduces it:
+        # "It is robert.coms and that gmail.com".
+        (
+            r"\b(?:is|to|email|address)[:,]? (?P<phi>[\w-]+\.[\w.-]*\w(?: [\w'-]+){1,3}"
+            r" [\w-]+ ?\. ?(?:com|org|net|edu|gov|io|us))\b",
+            re.I,
+            0.85,
+        ),
         (r"\b(?:https?://\S+|www ?\. ?[\w-]+(?: ?\. ?[a-z0-9-]+)+)", 0, 0.95),
         (r"\b[\w-]+(?: ?\. ?[\w-]+)* ?\. ?(?:com|org|net|edu|gov|io|us)\b(?! ?@)", re.I, 0.9),
         # IP addresses: four numbers, at least one dot said between them.
@@ -140,6 +164,13 @@ PATTERNS: list[tuple[re.Pattern[str], float]] = [
         # Addresses: "twelve Oak Street", "Springfield, Illinois 62704", a zip code.
         (rf"\b(?:\d(?: ?\d){{0,5}} )?(?:[A-Z][a-z]+ ){{1,3}}{STREET_WORDS}\b\.?", 0, 0.9),
         (rf"\b(?:live|lives|living) at (?P<phi>(?:[\w'-]+ ){{1,4}}{STREET_WORDS})\b", re.I, 0.9),
+        # A house number and a street, whatever the recognizer made of its name: "1-85-wheel court".
+        (
+            rf"(?<![\w.])\d[\w'-]*(?: (?!(?:{'|'.join(NOT_NAME_WORDS)})\b)[\w'-]+){{0,3}} "
+            rf"{HOUSE_STREET_WORDS}\b",
+            re.I,
+            0.85,
+        ),
         (rf"\b(?:[A-Z][a-z]+,? )?(?:{US_STATES})(?:,? {_run(5, 5)})?", 0, 0.8),
         (rf"\bzip(?: code)?(?: is)? (?P<phi>{_run(5, 9)})", re.I, 0.95),
         # A zip code said after the state, in the next few words: "Oregon. The zip is 97214".
@@ -322,6 +353,9 @@ def _names(found: list[Token]) -> Iterator[Entity]:
         token = found[index]
         # Any sentence starts with a capital: there a name must start with a first name.
         if not _is_capitalized(token) or (token.sentence_start and token.content not in firsts):
+            first = _named_by_cue(found, index)
+            if first is not None:
+                yield Entity(first, index, 0.9)
             index += 1
             continue
         end = index
@@ -346,8 +380,27 @@ def _names(found: list[Token]) -> Iterator[Entity]:
         elif words[0] in firsts and found[end].written.endswith(","):
             score = 0.8  # someone spoken to: "Ethan, open your mouth."
         if score:
-            yield Entity(index, end, score)
+            # The title goes with the name: it is said with it, and where the recognizer
+            # timed the name too short, the title's time holds its audio.
+            yield Entity(index - (before in TITLES - {"patient"}), end, score)
         index = end + 1
+
+
+def _named_by_cue(found: list[Token], index: int) -> int | None:
+    """Where a name starts that a cue announces, however the recognizer spelled it (a word
+    right after an honorific or "my name is" that never is a word of another kind): with
+    the honorific, which is said with it."""
+    if not index:
+        return None
+    word = found[index].content.strip("'").lower()
+    before = found[index - 1].content.lower().rstrip(".")
+    mark = found[index - 1].written.removeprefix(found[index - 1].content)
+    cue = " ".join(t.content for t in found[max(0, index - 2) : index])
+    if not word.isalpha() or word in NOT_NAME_WORDS:
+        return None
+    if before in HONORIFICS and mark in ("", "."):
+        return index - 1
+    return index if not mark and NAME_IS.search(cue) else None
 
 
 def identify(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
