@@ -73,6 +73,7 @@ def found(text: str) -> list[str]:
         ("It is D417228, 9-0-3.", ["D417228 9-0-3"]),
         ("Mr. and Mrs. said the doctor told us. Walk 2 blocks down the road.", []),
         ("A 20 minute drive, 2 pills the same way.", []),
+        ("And he You can go back to school.", []),
         ("Take metformin 500 milligrams twice daily. Blood pressure 132 over 84.", []),
         ("Systolic from 120 to 140 this week.", []),
         ("Follow up in three months with a chest x-ray.", []),
