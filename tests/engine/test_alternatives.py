@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from test_jobs import refused_settings, start, transcript_of, upload, wait
 
-from medscribe.alternatives import MAX_SEGMENT_S, PAUSE_S, split
+from medscribe.alternatives import MAX_SEGMENT_S, PAUSE_S, Alternatives, split
+from medscribe.asr import Recognizer
+from medscribe.audio import SAMPLE_RATE, load
 from medscribe.words import Word
 
 NOTE = (
@@ -80,3 +82,18 @@ def test_segments_end_at_pauses_speaker_changes_and_window_length():
     steady = [word(0.5 * index) for index in range(int(2 * MAX_SEGMENT_S) + 10)]
     runs = split(steady)
     assert len(runs) == 2 and all(r[-1].end - r[0].start <= MAX_SEGMENT_S for r in runs)
+
+
+def test_a_known_text_is_timed_on_its_own_audio(natural_dictation):
+    """Forced alignment (the benchmark times its planted PHI so): every word of the text,
+    in order, on the audio, the second sentence after the pause (its first word, as Whisper
+    times it, may take in some of the silence before it)."""
+    said = "Her name is Ana Rivera.\n\nHer phone is five five five, one two three four."
+    samples = load(natural_dictation(said, pause_s=2.0).read_bytes()).tracks[0]
+    duration = len(samples) / SAMPLE_RATE
+    text = " ".join(said.split())
+    words = Alternatives(Recognizer(cpu_threads=2)).align(samples, 0.0, duration, text)
+    assert [word.text for word in words] == text.split()
+    assert all(a.end <= b.start for a, b in zip(words, words[1:], strict=False))
+    assert 0.0 <= words[0].start and words[-1].end <= duration
+    assert words[6].start - words[4].end > 1.5
