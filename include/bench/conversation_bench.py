@@ -281,7 +281,8 @@ def score_phi(
     ]
     rows = []
     for p in planted:
-        said = " ".join(w.text for w in words if p.start <= (w.start + w.end) / 2 <= p.end)
+        over = [w for w in words if p.start <= (w.start + w.end) / 2 <= p.end]
+        said = " ".join(w.text for w in over)
         rows.append(
             {
                 "turn": p.turn,
@@ -290,6 +291,7 @@ def score_phi(
                 "start": round(p.start, 2),
                 "end": round(p.end, 2),
                 "recognized": said,
+                "lowest_confidence": min((w.confidence for w in over), default=None),
                 "heard": _alike(p.text, said),
                 "found": _overlap(p.start, p.end, right) >= COVERED * (p.end - p.start),
             }
@@ -431,8 +433,9 @@ def write(results: pd.DataFrame, planted: pd.DataFrame, out: Path) -> None:
             "",
             "Missed PHI:",
             *(
-                f"- {m.conversation}, {m.type}: {m.text} "
-                f"({'heard' if m.heard else 'misheard'} as: {m.recognized or 'no words'})"
+                f"- {m.conversation}, {m.type}: {m.text} ({m.start:.2f}-{m.end:.2f} s; "
+                f"{'heard' if m.heard else 'misheard'} as: {m.recognized or 'no words'}"
+                f"{'' if pd.isna(m.lowest_confidence) else f', lowest confidence {m.lowest_confidence:.2f}'})"
                 for m in missed.itertuples()
             ),
         ]
