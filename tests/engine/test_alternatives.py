@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from test_jobs import refused_settings, start, transcript_of, upload, wait
 
@@ -94,6 +96,6 @@ def test_a_known_text_is_timed_on_its_own_audio(natural_dictation):
     text = " ".join(said.split())
     words = Alternatives(Recognizer(cpu_threads=2)).align(samples, 0.0, duration, text)
     assert [word.text for word in words] == text.split()
-    assert all(a.end <= b.start for a, b in zip(words, words[1:], strict=False))
-    assert 0.0 <= words[0].start and words[-1].end <= duration
+    assert all(a.end <= b.start for a, b in itertools.pairwise(words))
+    assert words[0].start >= 0.0 and words[-1].end <= duration
     assert words[6].start - words[4].end > 1.5
