@@ -435,7 +435,7 @@ def write(results: pd.DataFrame, planted: pd.DataFrame, out: Path) -> None:
             *(
                 f"- {m.conversation}, {m.type}: {m.text} ({m.start:.2f}-{m.end:.2f} s; "
                 f"{'heard' if m.heard else 'misheard'} as: {m.recognized or 'no words'}"
-                f"{'' if pd.isna(m.lowest_confidence) else f', lowest confidence {m.lowest_confidence:.2f}'})"
+                f"{'' if pd.isna(m.lowest_confidence) else f'; lowest confidence {m.lowest_confidence:.2f}'})"
                 for m in missed.itertuples()
             ),
         ]
