@@ -6,8 +6,9 @@ engine worker count: stops the extra engine workers, uploads the night under a f
 prefix, triggers the DAG through the REST API and waits for it and its follow-up runs
 (a run takes at most 1,024 files). Reported per night: wall time,
 files per minute, Airflow overhead (wall time minus the engine's recognition time, as a
-share of the wall time), task latency percentiles, and the peak memory of the scheduler,
-the Celery workers (with their task processes) and the flatten task.
+share of the wall time), task latency percentiles, the peak memory of the scheduler, the
+Celery workers (with their task processes) and the flatten task, and the CPU seconds each
+host used, per file: on a shared machine, the figure that sizes a night.
 """
 
 from __future__ import annotations
@@ -60,21 +61,32 @@ def short_dictations(count: int) -> list[Path]:
     return paths
 
 
-class PeakMemory:
-    """Peak resident memory (MB) of each watched host's process tree, sampled every second."""
+def cpu_seconds(tree: list[psutil.Process]) -> float:
+    """CPU time of a process tree, with its finished children (each task is a process)."""
+    return sum(sum(p.cpu_times()[:4]) for p in tree)
+
+
+class Usage:
+    """Per watched host's process tree: peak resident memory (MB), sampled every second,
+    and the CPU seconds it used while watched."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids, self.peak = pids, dict.fromkeys(pids, 0.0)
         self.flatten_peak = 0.0
+        self.cpu_start = {host: cpu_seconds(self._tree(pid)) for host, pid in pids.items()}
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._sample, daemon=True)
         self.thread.start()
+
+    @staticmethod
+    def _tree(pid: int) -> list[psutil.Process]:
+        return [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
 
     def _sample(self) -> None:
         while not self.stop.wait(1.0):
             for host, pid in self.pids.items():
                 try:
-                    tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+                    tree = self._tree(pid)
                     rss = sum(p.memory_info().rss for p in tree) / 2**20
                     flatten = [
                         p.memory_info().rss / 2**20
@@ -86,10 +98,15 @@ class PeakMemory:
                 self.peak[host] = max(self.peak[host], rss)
                 self.flatten_peak = max(self.flatten_peak, *flatten, 0.0)
 
-    def close(self) -> dict[str, float]:
+    def close(self) -> tuple[dict[str, float], dict[str, float]]:
+        """Peak MB and CPU seconds per host."""
         self.stop.set()
         self.thread.join()
-        return {host: round(mb) for host, mb in self.peak.items()}
+        cpu = {
+            host: round(cpu_seconds(self._tree(pid)) - self.cpu_start[host], 1)
+            for host, pid in self.pids.items()
+        }
+        return {host: round(mb) for host, mb in self.peak.items()}, cpu
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -123,8 +140,8 @@ def night(cluster: ProcessCluster, files: list[Path], engine_workers: int) -> di
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda p: s3.upload_file(str(p), "dictations", f"{prefix}/{p.name}"), files))
     api = AirflowAPI(env)
-    watched = {h: p for h, p in cluster.running().items() if h.startswith("airflow-")}
-    memory = PeakMemory(watched)
+    watched = {h: p for h, p in cluster.running().items() if h.startswith(("airflow-", "engine-"))}
+    usage = Usage(watched)
     started = time.monotonic()
     run_id = api.trigger(
         DAG_ID,
@@ -132,7 +149,7 @@ def night(cluster: ProcessCluster, files: list[Path], engine_workers: int) -> di
     )
     runs = api.wait_night(DAG_ID, run_id, timeout=6 * 3600)
     wall = time.monotonic() - started
-    peaks = memory.close()
+    peaks, cpu = usage.close()
     password = cluster.settings["ENGINE_DB_PASSWORD"]
     address = cluster.network.address("postgres")
     store = JobStore(f"postgresql+psycopg2://engine:{password}@{address}:5432/engine")
@@ -162,7 +179,13 @@ def night(cluster: ProcessCluster, files: list[Path], engine_workers: int) -> di
         "airflow_overhead": round(max(0.0, wall - engine_wall) / wall, 2),
         "task_seconds": {task: percentiles(values) for task, values in by_task.items()},
         "peak_mb": peaks,
-        "flatten_peak_mb": round(memory.flatten_peak),
+        "flatten_peak_mb": round(usage.flatten_peak),
+        "cpu_s": cpu,
+        # What a file costs, whatever else the machine runs: the basis of a sizing.
+        "cpu_s_per_file": {
+            side: round(sum(v for h, v in cpu.items() if h.startswith(side)) / len(files), 2)
+            for side in ("airflow-", "engine-")
+        },
     }
 
 
