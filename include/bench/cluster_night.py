@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import threading
 import time
@@ -32,6 +33,7 @@ from medscribe.store import JobStore, jobs
 
 DAG_ID = "nightly_medical_transcription"
 CACHE = STATE.parent / "bench-cluster"
+TASK_TITLE = re.compile(r"airflow worker -- (\S+)")
 PHRASES = [
     "Blood pressure is stable on lisinopril.",
     "Start amoxicillin five hundred milligrams.",
@@ -72,7 +74,7 @@ class Usage:
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids, self.peak = pids, dict.fromkeys(pids, 0.0)
-        self.flatten_peak = 0.0
+        self.task_peak: dict[str, float] = {}  # by task instance id
         self.cpu_start = {host: cpu_seconds(self._tree(pid)) for host, pid in pids.items()}
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._sample, daemon=True)
@@ -87,16 +89,15 @@ class Usage:
             for host, pid in self.pids.items():
                 try:
                     tree = self._tree(pid)
-                    rss = sum(p.memory_info().rss for p in tree) / 2**20
-                    flatten = [
-                        p.memory_info().rss / 2**20
-                        for p in tree
-                        if "flatten" in " ".join(p.cmdline())
-                    ]
+                    sizes = [(p.memory_info().rss / 2**20, " ".join(p.cmdline())) for p in tree]
                 except psutil.Error:
                     continue
-                self.peak[host] = max(self.peak[host], rss)
-                self.flatten_peak = max(self.flatten_peak, *flatten, 0.0)
+                self.peak[host] = max(self.peak[host], sum(mb for mb, _ in sizes))
+                # A task's process is titled "airflow worker -- <task instance id>".
+                for mb, title in sizes:
+                    if found := TASK_TITLE.search(title):
+                        ti = found.group(1)
+                        self.task_peak[ti] = max(self.task_peak.get(ti, 0.0), mb)
 
     def close(self) -> tuple[dict[str, float], dict[str, float]]:
         """Peak MB and CPU seconds per host."""
@@ -179,7 +180,11 @@ def night(cluster: ProcessCluster, files: list[Path], engine_workers: int) -> di
         "airflow_overhead": round(max(0.0, wall - engine_wall) / wall, 2),
         "task_seconds": {task: percentiles(values) for task, values in by_task.items()},
         "peak_mb": peaks,
-        "flatten_peak_mb": round(usage.flatten_peak),
+        "flatten_peak_mb": round(
+            max(
+                usage.task_peak.get(ti["id"], 0.0) for ti in instances if ti["task_id"] == "flatten"
+            ),
+        ),
         "cpu_s": cpu,
         # What a file costs, whatever else the machine runs: the basis of a sizing.
         "cpu_s_per_file": {
