@@ -83,9 +83,12 @@ STREET_WORDS = (
     r"(?:Street|St|Avenue|Ave|Road|Rd|Drive|Lane|Ln|Boulevard|Blvd|Court|Ct|Way|Place|Terrace"
     r"|Parkway|Circle|Highway|Trail)"
 )
-#: Street words no everyday phrase ends a number and a few words with ("a 20 minute
-#: drive", "2 pills the same way"): after a house number, an address however it is spelled.
-HOUSE_STREET_WORDS = r"(?:street|avenue|road|lane|boulevard|court|terrace|parkway)"
+#: After a house number and a few words, a street word makes an address however it is
+#: spelled, unless those words measure something ("a 20-minute drive", "2 blocks that way").
+HOUSE_STREET_WORDS = (
+    r"(?:street|avenue|road|lane|boulevard|court|terrace|parkway|drive|way|place|circle|trail)"
+)
+MEASURES = r"(?:minute|hour|mile|block|day|week|month|year|time|step|foot|feet|yard)s?"
 US_STATES = (
     "Alabama|Alaska|Arizona|Arkansas|California|Colorado|Connecticut|Delaware|Florida|Georgia"
     "|Hawaii|Idaho|Illinois|Indiana|Iowa|Kansas|Kentucky|Louisiana|Maine|Maryland"
@@ -118,13 +121,21 @@ PATTERNS: list[tuple[re.Pattern[str], float]] = [
         (
             r"(?i:\b(?:social security|SSN|medical record|MRN|record|account|policy|member|"
             r"insurance|subscriber|license|licence|certificate|plate|VIN|vehicle identification"
-            r"|chart|ID|identification)(?: number| no\.?| #| ID)?(?: is| was| of)?[:,]?) "
+            r"|chart|ID|identification)(?: number| no\.?| #| ID)?(?:(?: [\w']+){0,3}? is| was| of)?"
+            r"[:,]?) "
             rf"(?P<phi>{_ID_VALUE})",
             0,
             0.95,
         ),
-        # An identifier by its shape: letters, then six digits or more ("D417228 9-0-3").
+        # An identifier by its shape: letters, then six digits or more ("D417228 9-0-3"), or
+        # letters and four digits or more mixed in a word ("1eG-40A5 MK-72"), not "COVID-19".
         (rf"(?<![\w.])[A-Z]{{1,3}}[ -]?{_run(6, 14)}(?!\w)", 0, 0.85),
+        (
+            r"(?<![\w.])(?=(?:[a-z-]*\d){4})(?=(?:[\d-]*[a-z]){2})[a-z\d]+(?:-[a-z\d]+)+"
+            r"(?: (?=[a-z-]*\d)[a-z\d]+(?:-[a-z\d]+)*)*",
+            re.I,
+            0.85,
+        ),
         # Social security (9 digits), phone and fax numbers (7, 10 or 11), however said.
         (_digits(9, 11), 0, 0.9),
         (_digits(7, 7), 0, 0.85),
@@ -157,6 +168,7 @@ PATTERNS: list[tuple[re.Pattern[str], float]] = [
             r"|\b(?:I am|I'm|you are|you're|he is|he's|she is|she's) (?P<phi4>\d(?: ?\d){0,2})"
             r"(?: now| this year)?(?=[.!?,]|$)"
             r"|\bhow old [^.?!]*\? (?P<phi5>\d(?: ?\d){0,2})(?=[.!?]|$)"
+            r"|\b(?:turned|turns|will be) (?P<phi6>\d\d?)(?: (?:this|last|next) \w+)?(?=[.!?,]|$)"
             r"|(?P<phi3>\d\d?) years of age",
             re.I,
             0.9,
@@ -166,15 +178,22 @@ PATTERNS: list[tuple[re.Pattern[str], float]] = [
         (rf"\b(?:live|lives|living) at (?P<phi>(?:[\w'-]+ ){{1,4}}{STREET_WORDS})\b", re.I, 0.9),
         # A house number and a street, whatever the recognizer made of its name: "1-85-wheel court".
         (
-            rf"(?<![\w.])\d[\w'-]*(?: (?!(?:{'|'.join(NOT_NAME_WORDS)})\b)[\w'-]+){{0,3}} "
+            rf"(?<![\w.])(?![\d-]*{MEASURES}\b)\d[\w'-]*"
+            rf"(?: (?!(?:{'|'.join(NOT_NAME_WORDS)}|{MEASURES})\b)[\w'-]+){{0,3}} "
             rf"{HOUSE_STREET_WORDS}\b",
             re.I,
             0.85,
         ),
         (rf"\b(?:[A-Z][a-z]+,? )?(?:{US_STATES})(?:,? {_run(5, 5)})?", 0, 0.8),
         (rf"\bzip(?: code)?(?: is)? (?P<phi>{_run(5, 9)})", re.I, 0.95),
-        # A zip code said after the state, in the next few words: "Oregon. The zip is 97214".
-        (rf"\b(?:{US_STATES})\W* (?:[A-Za-z']+ ){{1,4}}(?P<phi>\d{{5}}(?:-\d{{4}})?)\b", 0, 0.85),
+        # A zip code said after the state or the street, in the next few words: "Oregon. The
+        # zip is 97214", "77 Harbour Road, Lip Cove 02139".
+        (
+            rf"\b(?:{US_STATES}|{STREET_WORDS})\W* (?:[A-Za-z']+ ){{1,4}}"
+            r"(?P<phi>\d{5}(?:-\d{4})?)\b",
+            0,
+            0.85,
+        ),
         # Medical centers: "Saint Mary's Hospital", "Lakeside Medical Center".
         (rf"\b(?:(?:St\.?|Saint|[A-Z][\w']+) ){{1,4}}{FACILITY_WORDS}\b", 0, 0.9),
     ]
@@ -307,7 +326,12 @@ def _spans(text: str, offsets: list[int]) -> Iterator[Entity]:
     for pattern, score in PATTERNS:
         for match in pattern.finditer(text):
             group = next(
-                (g for g in ("phi", "phi2", "phi3", "phi4", "phi5") if match.groupdict().get(g)), 0
+                (
+                    g
+                    for g in ("phi", "phi2", "phi3", "phi4", "phi5", "phi6")
+                    if match.groupdict().get(g)
+                ),
+                0,
             )
             start, end = match.span(group)
             yield Entity(_token_at(offsets, start), _token_at(offsets, end - 1), score)
@@ -375,6 +399,8 @@ def _names(found: list[Token]) -> Iterator[Entity]:
             score = 0.95
         elif words[0] in firsts and len(words) > 1 and known == len(words):
             score = 0.9
+        elif words[0] in firsts and len(words) > 1:
+            score = 0.75  # a surname no list holds, or one the recognizer misspelled
         elif known == len(words) and (not token.sentence_start or len(words) > 1):
             score = 0.8
         elif words[0] in firsts and found[end].written.endswith(","):
