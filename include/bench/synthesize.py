@@ -130,7 +130,7 @@ def _speak(voice: Voice, text_file: Path, out: Path) -> None:
     _run(commands[voice.engine])
 
 
-def _render_clean(dictation: Dictation, voice: Voice, out: Path) -> None:
+def render_clean(dictation: Dictation, voice: Voice, out: Path) -> None:
     """Speak the text, stretch it to the voice's speaking rate, and store 16 kHz mono PCM."""
     with tempfile.TemporaryDirectory() as tmp:
         text_file, native = Path(tmp) / "text.txt", Path(tmp) / "native.wav"
@@ -217,7 +217,7 @@ def _render_noisy(clean: Path, out: Path, seed: int) -> None:
     _write_pcm16(out, np.clip(np.round(mixed), -32768, 32767), SAMPLE_RATE)
 
 
-def _render_phone(clean: Path, out: Path) -> None:
+def render_phone(clean: Path, out: Path) -> None:
     """Telephone channel: band-limit to 300-3400 Hz, resample to 8 kHz, mu-law encode."""
     channel = ["sinc", "300-3400", "rate", str(PHONE_RATE)]
     _run(["sox", "-D", str(clean), "-e", "u-law", "-b", "8", str(out), *channel])
@@ -240,9 +240,9 @@ def _synthesize_one(
         "phone": out_dir / f"{dictation.id}.phone.{voice.name}.{_digest(key, PHONE_RATE)}.wav",
     }
     renderers = {
-        "clean": lambda out: _render_clean(dictation, voice, out),
+        "clean": lambda out: render_clean(dictation, voice, out),
         "noisy": lambda out: _render_noisy(paths["clean"], out, seed=int(key, 16)),
-        "phone": lambda out: _render_phone(paths["clean"], out),
+        "phone": lambda out: render_phone(paths["clean"], out),
     }
     details = {
         "clean": (SAMPLE_RATE, "none"),

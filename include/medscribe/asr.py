@@ -15,7 +15,7 @@ from faster_whisper.transcribe import Word as Piece
 
 from . import correction
 from .audio import SAMPLE_RATE
-from .coverage import Decoder, Gap, ensure_coverage, piecewise
+from .coverage import SPEECH_THRESHOLD, Decoder, Gap, ensure_coverage, piecewise
 from .model import resolve_model
 from .words import Word
 
@@ -41,6 +41,7 @@ def decode_options(beam_size: int) -> dict[str, Any]:
         "beam_size": beam_size,
         "word_timestamps": True,
         "vad_filter": True,
+        "vad_parameters": {"threshold": SPEECH_THRESHOLD},
         "condition_on_previous_text": False,
     }
 
