@@ -325,14 +325,8 @@ def _spans(text: str, offsets: list[int]) -> Iterator[Entity]:
     """Every pattern match, as the range of tokens it touches."""
     for pattern, score in PATTERNS:
         for match in pattern.finditer(text):
-            group = next(
-                (
-                    g
-                    for g in ("phi", "phi2", "phi3", "phi4", "phi5", "phi6")
-                    if match.groupdict().get(g)
-                ),
-                0,
-            )
+            # The named group that matched (a pattern's alternatives each name their own).
+            group = next((name for name, value in match.groupdict().items() if value), 0)
             start, end = match.span(group)
             yield Entity(_token_at(offsets, start), _token_at(offsets, end - 1), score)
 
