@@ -226,8 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Whisper model: {model_dir or 'not used'}, int8, beam 5. whisper: plain "
         "WhisperModel.transcribe (sequential 30 s windows, no prompt). whisper-vocab: the "
         "engine's recognizer (medscribe.asr: sequential windows over detected speech, vocabulary "
-        "as hotwords within "
-        "its token budget, coverage guarantee, correction). whisper-vocab-before: the same "
+        "as hotwords within its token budget, coverage guarantee, correction). "
+        "whisper-vocab-before: the same "
         "without the coverage guarantee.",
         f"Vocabulary: {len(vocabulary)} terms from {vocabulary_path}; it lists "
         f"{coverage([corpus[i] for i in dict.fromkeys(c.id for c in clips)], vocabulary)}.",
