@@ -24,6 +24,7 @@ from medical_transcribe import alerts
 from medical_transcribe.links import REPORT_URL_KEY, RunReportLink
 from medical_transcribe.operators import StartMedicalTranscriptionJobOperator
 
+DAG_ID = "nightly_medical_transcription"
 AWS_CONN_ID = os.environ.get("MEDICAL_TRANSCRIBE_CONN_ID", "aws_default")
 #: The pool that bounds jobs in flight (AWS limits concurrent medical jobs). Create it with
 #: ``--include-deferred`` so waiting jobs hold their slot: see README, "Jobs in flight".
@@ -37,7 +38,7 @@ PHI_SAFE_NAMES = os.environ.get("MEDICAL_TRANSCRIBE_PHI_SAFE_NAMES", "1") != "0"
 
 
 @dag(
-    dag_id="nightly_medical_transcription",
+    dag_id=DAG_ID,
     # No start_date: unpausing waits for the next 02:00 instead of running a missed night
     # at once (trigger by hand to transcribe the backlog now).
     schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC"),
@@ -236,9 +237,8 @@ def nightly_medical_transcription() -> None:
         Only a run that transcribed something hands on: a night that cannot make progress
         stops (and fails, naming its files) instead of triggering itself forever.
         """
-        skipped = get_current_context()["ti"].xcom_pull(task_ids="list_pending", key="skipped")
-        left = (skipped or {}).get("left_for_next_run", 0)
-        if not left or not summary:
+        left = (summary or {}).get("skipped", {}).get("left_for_next_run", 0)
+        if not left:
             raise AirflowSkipException("no files left for a follow-up run")
         if not summary["completed"]:
             raise AirflowSkipException(f"{left} file(s) left, but this run transcribed none")
@@ -250,7 +250,7 @@ def nightly_medical_transcription() -> None:
     # Queued behind this run (max_active_runs=1), with the same params.
     TriggerDagRunOperator(
         task_id="continue_night",
-        trigger_dag_id="nightly_medical_transcription",
+        trigger_dag_id=DAG_ID,
         conf=follow_up(summary),
         openlineage_inject_parent_info=False,
     )
