@@ -12,6 +12,7 @@ import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -41,11 +42,19 @@ def as_server_user(argv: Sequence[str]) -> list[str]:
 
 
 def own(path: Path) -> None:
-    """Hand a folder to the server's user (a no-op unless we are root)."""
+    """Hand a folder to the server's user (a no-op unless we are root).
+
+    Its ancestors get search permission for others where they lack it (the local stack
+    keeps ``.local`` private): the user can reach the folder, yet lists none of them.
+    """
     if os.geteuid() == 0:
         user = pwd.getpwnam(SERVICE_USER)
         for item in (path, *path.rglob("*")):
             os.chown(item, user.pw_uid, user.pw_gid)
+        for parent in path.parents:
+            mode = parent.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                parent.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
 
 
 @dataclass(frozen=True)
@@ -82,7 +91,7 @@ class Server:
                         "--auth-host=scram-sha-256", "--encoding=UTF8", "--no-instructions",
                     ]
                 ),
-                check=True, capture_output=True,
+                check=True, stdout=subprocess.DEVNULL,  # its errors go to stderr
             )  # fmt: skip
         # Like the image: any host may connect, with a password.
         with (self.data / "pg_hba.conf").open("a") as hba:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import io
+import os
 import subprocess
 import sys
 
@@ -70,16 +72,51 @@ def test_dag_imports_cleanly_with_schedule_and_params():
     assert dag.get_task("transcribe").pool == "transcribe_medical"
 
 
-def test_parsing_the_dag_leaves_the_table_libraries_unloaded():
-    # Every task process parses the file; a transcribe task must not pay for pandas & co.
-    heavy = ("pandas", "pyarrow", "av")
+def parse_in_a_new_process(preload: str = "") -> list[str]:
+    """The modules that importing the DAG file loads, after running ``preload``."""
     folders = [str(local_stack.ROOT / "dags"), str(local_stack.ROOT / "plugins")]
     code = (
-        f"import sys; sys.path[:0] = {folders!r}; import nightly_medical_transcription; "
-        f"print([m for m in {heavy!r} if m in sys.modules])"
+        f"import sys; sys.path[:0] = {folders!r}; {preload}\n"
+        "before = set(sys.modules); import nightly_medical_transcription\n"
+        "print(sorted(set(sys.modules) - before))"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    assert out.stdout.splitlines()[-1] == "[]"
+    return ast.literal_eval(out.stdout.splitlines()[-1])
+
+
+def test_parsing_the_dag_leaves_the_table_libraries_unloaded():
+    # Every task process parses the file; a transcribe task must not pay for pandas & co.
+    loaded = {name.split(".")[0] for name in parse_in_a_new_process()}
+    assert not loaded & {"pandas", "pyarrow", "av"}
+
+
+def test_task_processes_import_nothing_looking_for_airflow_plugins():
+    # Before running, a task process imports every .py file of the plugins folder that
+    # .airflowignore leaves, looking for AirflowPlugin classes; the package declares none.
+    code = (
+        "import sys; from airflow.sdk.plugins_manager import _get_plugins\n"
+        "print(_get_plugins(), sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'medical_transcribe', 'pipeline', 'report', 'tables', 'pandas'}))"
+    )
+    env = {**os.environ, "AIRFLOW__CORE__PLUGINS_FOLDER": str(local_stack.ROOT / "plugins")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
+    )
+    assert out.stdout.splitlines()[-1] == "([], {}) []"
+
+
+def test_celery_workers_preload_every_library_the_dag_file_imports():
+    # Task processes fork from the worker: what it imported, their parse gets for free.
+    preload = (
+        "import importlib; from medical_transcribe.celery_config import CELERY_CONFIG\n"
+        "for name in CELERY_CONFIG['imports']: importlib.import_module(name)"
+    )
+    loaded = parse_in_a_new_process(preload)
+    assert "medical_transcribe.operators" in loaded
+    assert {name.split(".")[0] for name in loaded} <= {
+        "airflow", "medical_transcribe", "nightly_medical_transcription", "packaging",
+    }  # fmt: skip
+    assert not [name for name in loaded if name.startswith("airflow.providers.amazon")]
 
 
 def read_table(s3, bucket: str, prefix: str) -> pd.DataFrame:
