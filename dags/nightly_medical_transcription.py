@@ -184,13 +184,11 @@ def nightly_medical_transcription() -> None:
 
     # One task per file starts its job and waits for it deferred, holding its pool slot
     # from start to finish; a job that FAILED, or a request AWS refuses, is not retried.
-    # The triggerer ends the task of a COMPLETED job: no second task process per file.
     transcribed = StartMedicalTranscriptionJobOperator.partial(
         task_id="transcribe",
         aws_conn_id=AWS_CONN_ID,
         wait_for_completion=True,
         deferrable=True,
-        end_from_trigger=True,
         waiter_delay=POLL_SECONDS,
         pool=POOL,
         retries=2,

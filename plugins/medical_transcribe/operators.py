@@ -8,11 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
-from airflow.providers.common.compat.sdk import (
-    AirflowException,
-    AirflowFailException,
-    TaskInstanceState,
-)
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 from botocore.exceptions import ClientError, ParamValidationError
 
 from medical_transcribe.hooks import (
@@ -57,9 +53,6 @@ class StartMedicalTranscriptionJobOperator(AwsBaseOperator[TranscribeMedicalHook
     :param waiter_max_attempts: Status checks before giving up. (default: 240)
     :param deferrable: Wait in the triggerer instead of a worker slot; jobs take minutes.
         Only matters when waiting. (default: True)
-    :param end_from_trigger: When deferred, let the triggerer end the task once the job has
-        COMPLETED, instead of resuming it in a new task process (a worker still fails it
-        when the job FAILED). (default: False)
     :param aws_conn_id: The Airflow connection used for AWS credentials (also for the ETag lookup).
     :param region_name: AWS region_name. If not specified then the default boto3 behaviour is used.
     :param verify: Whether or not to verify SSL certificates.
@@ -110,7 +103,6 @@ class StartMedicalTranscriptionJobOperator(AwsBaseOperator[TranscribeMedicalHook
         waiter_delay: int = 30,
         waiter_max_attempts: int = 240,
         deferrable: bool = True,
-        end_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -132,7 +124,6 @@ class StartMedicalTranscriptionJobOperator(AwsBaseOperator[TranscribeMedicalHook
         self.waiter_delay = waiter_delay
         self.waiter_max_attempts = waiter_max_attempts
         self.deferrable = deferrable
-        self.end_from_trigger = end_from_trigger
 
     def execute(self, context: Context) -> str:
         name = self.job_name or self._derive_job_name()
@@ -156,7 +147,6 @@ class StartMedicalTranscriptionJobOperator(AwsBaseOperator[TranscribeMedicalHook
             self.defer(
                 trigger=MedicalTranscriptionJobCompletedTrigger(
                     job_name=name,
-                    end_from_trigger=self.end_from_trigger,
                     waiter_delay=self.waiter_delay,
                     waiter_max_attempts=self.waiter_max_attempts,
                     aws_conn_id=self.aws_conn_id,
@@ -170,13 +160,8 @@ class StartMedicalTranscriptionJobOperator(AwsBaseOperator[TranscribeMedicalHook
             self.hook.wait_for_job(name, self.waiter_delay, self.waiter_max_attempts)
         return name
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | str | None = None) -> str:
-        if event == TaskInstanceState.SUCCESS:
-            # Only dag.test() comes here: it runs the trigger in line, then resumes even a
-            # task its trigger ended, with the end state as the event.
-            name = self.job_name or self._derive_job_name()
-        else:
-            name = job_name_from_event(event, self.hook)
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
+        name = job_name_from_event(event, self.hook)
         self.log.info("Medical transcription job %s complete.", name)
         return name
 

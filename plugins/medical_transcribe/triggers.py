@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.common.compat.sdk import AirflowException
-from airflow.triggers.base import TaskSuccessEvent, TriggerEvent
 
 from medical_transcribe.hooks import (
     JOB_COMPLETE_WAITER,
@@ -26,9 +24,6 @@ class MedicalTranscriptionJobCompletedTrigger(AwsBaseWaiterTrigger):
     waiter's status queries include them.
 
     :param job_name: The MedicalTranscriptionJobName.
-    :param end_from_trigger: End the task as a success here, with the job name as its
-        return value, instead of resuming it on a worker (which only a FAILED job needs, to
-        fail with the job's reason). (default: False)
     :param waiter_delay: Seconds between status checks. (default: 30)
     :param waiter_max_attempts: Status checks before giving up. (default: 240)
     :param aws_conn_id: The Airflow connection used for AWS credentials.
@@ -43,7 +38,6 @@ class MedicalTranscriptionJobCompletedTrigger(AwsBaseWaiterTrigger):
         self,
         *,
         job_name: str,
-        end_from_trigger: bool = False,
         waiter_delay: int = 30,
         waiter_max_attempts: int = 240,
         aws_conn_id: str | None = "aws_default",
@@ -52,7 +46,7 @@ class MedicalTranscriptionJobCompletedTrigger(AwsBaseWaiterTrigger):
         botocore_config: dict | None = None,
     ) -> None:
         super().__init__(
-            serialized_fields={"job_name": job_name, "end_from_trigger": end_from_trigger},
+            serialized_fields={"job_name": job_name},
             waiter_name=JOB_COMPLETE_WAITER,
             waiter_args={"MedicalTranscriptionJobName": job_name},
             failure_message=f"Medical transcription job {job_name} failed",
@@ -67,15 +61,6 @@ class MedicalTranscriptionJobCompletedTrigger(AwsBaseWaiterTrigger):
             verify=verify,
             botocore_config=botocore_config,
         )
-        self.job_name = job_name
-        self.end_from_trigger = end_from_trigger
-
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        async for event in super().run():
-            if self.end_from_trigger and event.payload["status"] == "success":
-                yield TaskSuccessEvent(xcoms={"return_value": self.job_name})
-            else:
-                yield event
 
 
 def job_name_from_event(event: dict[str, Any] | None, hook: TranscribeMedicalHook) -> str:

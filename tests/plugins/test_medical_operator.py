@@ -123,15 +123,6 @@ def test_defers_by_default_when_waiting(media):
     assert (kwargs["waiter_delay"], kwargs["waiter_max_attempts"]) == (7, 3)
 
 
-def test_hands_ending_the_task_to_the_trigger_when_asked(media):
-    op = operator(media, wait_for_completion=True, end_from_trigger=True)
-    with pytest.raises(TaskDeferred) as deferred:
-        op.execute({})
-    assert deferred.value.trigger.serialize()[1]["end_from_trigger"] is True
-    # dag.test() runs the trigger in line and resumes the task with its end state.
-    assert op.execute_complete({}, "success") == deferred.value.trigger.job_name
-
-
 def test_adopted_completed_job_needs_no_deferral(media):
     done = {
         "MedicalTranscriptionJobName": "night-001",

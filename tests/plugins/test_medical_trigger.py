@@ -14,7 +14,6 @@ from unittest import mock
 
 import pytest
 from airflow.providers.amazon.aws.waiters.base_waiter import BaseBotoWaiter
-from airflow.triggers.base import TaskSuccessEvent, TriggerEvent
 from botocore.stub import Stubber
 from botocore.waiter import create_waiter_with_client
 
@@ -48,30 +47,11 @@ def client(aws):
         yield client
 
 
-def first_event(trigger: MedicalTranscriptionJobCompletedTrigger) -> TriggerEvent:
-    async def run() -> TriggerEvent:
-        return await anext(trigger.run())
+def first_event(trigger: MedicalTranscriptionJobCompletedTrigger) -> dict:
+    async def run() -> dict:
+        return (await anext(trigger.run())).payload
 
     return asyncio.run(run())
-
-
-def first_payload(trigger: MedicalTranscriptionJobCompletedTrigger) -> dict:
-    return first_event(trigger).payload
-
-
-def failed_job(client, reason: str) -> Stubber:
-    stubber = Stubber(client)
-    stubber.add_response(
-        "get_medical_transcription_job",
-        {
-            "MedicalTranscriptionJob": {
-                "MedicalTranscriptionJobName": "visit-1",
-                "TranscriptionJobStatus": "FAILED",
-                "FailureReason": reason,
-            }
-        },
-    )
-    return stubber
 
 
 def test_serializes_for_the_triggerer():
@@ -95,7 +75,7 @@ def test_success_event_carries_the_job_name(client, media, start_request):
     trigger = MedicalTranscriptionJobCompletedTrigger(
         job_name="visit-1", waiter_delay=0, waiter_max_attempts=5
     )
-    assert first_payload(trigger) == {"status": "success", "job_name": "visit-1"}
+    assert first_event(trigger) == {"status": "success", "job_name": "visit-1"}
     assert (
         client.get_medical_transcription_job(MedicalTranscriptionJobName="visit-1")[
             "MedicalTranscriptionJob"
@@ -109,8 +89,18 @@ def test_failure_event_carries_the_failure_reason(client):
     trigger = MedicalTranscriptionJobCompletedTrigger(
         job_name="visit-1", waiter_delay=0, waiter_max_attempts=5
     )
-    with failed_job(client, reason):
-        event = first_payload(trigger)
+    with Stubber(client) as stubber:
+        stubber.add_response(
+            "get_medical_transcription_job",
+            {
+                "MedicalTranscriptionJob": {
+                    "MedicalTranscriptionJobName": "visit-1",
+                    "TranscriptionJobStatus": "FAILED",
+                    "FailureReason": reason,
+                }
+            },
+        )
+        event = first_event(trigger)
     assert event["status"] == "error"
     assert event["job_name"] == "visit-1"
     assert reason in event["message"]
@@ -120,28 +110,6 @@ def test_unknown_job_is_an_error_not_an_endless_wait(client):
     trigger = MedicalTranscriptionJobCompletedTrigger(
         job_name="nope", waiter_delay=0, waiter_max_attempts=5
     )
-    event = first_payload(trigger)
+    event = first_event(trigger)
     assert event["status"] == "error"
     assert "BadRequestException" in event["message"]
-
-
-def test_ending_from_the_trigger_succeeds_the_task_with_the_job_name(client, media, start_request):
-    TranscribeMedicalHook().start_job(**start_request("visit-1"))
-    trigger = MedicalTranscriptionJobCompletedTrigger(
-        job_name="visit-1", end_from_trigger=True, waiter_delay=0, waiter_max_attempts=5
-    )
-    assert MedicalTranscriptionJobCompletedTrigger(**trigger.serialize()[1]).end_from_trigger
-    event = first_event(trigger)
-    assert isinstance(event, TaskSuccessEvent)
-    assert event.xcoms == {"return_value": "visit-1"}
-
-
-def test_a_failed_job_still_resumes_the_task_to_fail_it_with_the_reason(client):
-    trigger = MedicalTranscriptionJobCompletedTrigger(
-        job_name="visit-1", end_from_trigger=True, waiter_delay=0, waiter_max_attempts=5
-    )
-    with failed_job(client, "Unsupported media format"):
-        event = first_event(trigger)
-    assert not isinstance(event, TaskSuccessEvent)
-    assert event.payload["status"] == "error"
-    assert "Unsupported media format" in event.payload["message"]
