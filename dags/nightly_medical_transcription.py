@@ -39,9 +39,11 @@ PHI_SAFE_NAMES = os.environ.get("MEDICAL_TRANSCRIBE_PHI_SAFE_NAMES", "1") != "0"
 
 @dag(
     dag_id=DAG_ID,
-    # No start_date: unpausing waits for the next 02:00 instead of running a missed night
-    # at once (trigger by hand to transcribe the backlog now).
-    schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC"),
+    # No start_date, and no grace: unpausing waits for the next 02:00 instead of running a
+    # missed night at once (trigger by hand to transcribe the backlog now). Airflow's
+    # default (run_immediately=False) still runs the last night when unpaused within a
+    # tenth of a day after it.
+    schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC", run_immediately=timedelta(0)),
     catchup=False,
     max_active_runs=1,
     tags=["transcribe-medical"],

@@ -11,6 +11,7 @@ import sys
 
 import local_stack
 import pandas as pd
+import pendulum
 import pytest
 
 from medical_transcribe import pipeline
@@ -46,9 +47,7 @@ def test_dag_imports_cleanly_with_schedule_and_params():
     assert bag.import_errors == {}
     dag = bag.dags[DAG_ID]
     assert dag.timetable.expression == "0 2 * * *" and dag.timetable.timezone == "UTC"
-    # Unpausing waits for the next 02:00: no start_date, and no run of a missed night.
-    assert dag.start_date is None and dag.timetable.run_immediately is False
-    assert dag.catchup is False
+    assert dag.start_date is None and dag.catchup is False
     assert set(dag.params.keys()) == {
         "input_bucket", "input_prefix", "output_bucket", "table_prefix", "type", "specialty",
         "vocabulary_name", "channel_identification", "show_speaker_labels", "max_speaker_labels",
@@ -82,6 +81,27 @@ def parse_in_a_new_process(preload: str = "") -> list[str]:
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return ast.literal_eval(out.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("hour", [2, 3, 23])
+def test_unpausing_waits_for_the_next_night(monkeypatch, hour):
+    # Even an hour after 02:00: the run of a night nobody asked for would transcribe the
+    # inbox while its operator meant to start with a dry run.
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.serialization.decoders import decode_timetable
+    from airflow.serialization.encoders import encode_timetable
+    from airflow.timetables import trigger
+    from airflow.timetables.base import TimeRestriction
+
+    now = pendulum.datetime(2026, 11, 26, hour, 30, tz="UTC")
+    monkeypatch.setattr(trigger, "utcnow", lambda: now)
+    dag = DagBag(dag_folder=str(local_stack.ROOT / "dags")).dags[DAG_ID]
+    timetable = decode_timetable(encode_timetable(dag.timetable))
+    first = timetable.next_dagrun_info(
+        last_automated_data_interval=None,
+        restriction=TimeRestriction(earliest=None, latest=None, catchup=False),
+    )
+    assert first.run_after == pendulum.datetime(2026, 11, 27, 2, tz="UTC")
 
 
 def test_parsing_the_dag_leaves_the_table_libraries_unloaded():
