@@ -40,10 +40,15 @@ def nightly(stack):
     patch.undo()
 
 
-def test_dag_imports_cleanly_with_schedule_and_params():
+@pytest.fixture(scope="module")
+def bag():
+    """The DAG folder as Airflow's DAG processor parses it."""
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(local_stack.ROOT / "dags"))
+    return DagBag(dag_folder=str(local_stack.ROOT / "dags"))
+
+
+def test_dag_imports_cleanly_with_schedule_and_params(bag):
     assert bag.import_errors == {}
     dag = bag.dags[DAG_ID]
     assert dag.timetable.expression == "0 2 * * *" and dag.timetable.timezone == "UTC"
@@ -71,6 +76,25 @@ def test_dag_imports_cleanly_with_schedule_and_params():
     assert dag.get_task("transcribe").pool == "transcribe_medical"
 
 
+@pytest.mark.parametrize("hour", [2, 3, 23])
+def test_unpausing_waits_for_the_next_night(bag, monkeypatch, hour):
+    # Even an hour after 02:00: the run of a night nobody asked for would transcribe the
+    # inbox while its operator meant to start with a dry run.
+    from airflow.serialization.decoders import decode_timetable
+    from airflow.serialization.encoders import encode_timetable
+    from airflow.timetables import trigger
+    from airflow.timetables.base import TimeRestriction
+
+    now = pendulum.datetime(2026, 11, 26, hour, 30, tz="UTC")
+    monkeypatch.setattr(trigger, "utcnow", lambda: now)
+    timetable = decode_timetable(encode_timetable(bag.dags[DAG_ID].timetable))
+    first = timetable.next_dagrun_info(
+        last_automated_data_interval=None,
+        restriction=TimeRestriction(earliest=None, latest=None, catchup=False),
+    )
+    assert first.run_after == pendulum.datetime(2026, 11, 27, 2, tz="UTC")
+
+
 def parse_in_a_new_process(preload: str = "") -> list[str]:
     """The modules that importing the DAG file loads, after running ``preload``."""
     folders = [str(local_stack.ROOT / "dags"), str(local_stack.ROOT / "plugins")]
@@ -81,27 +105,6 @@ def parse_in_a_new_process(preload: str = "") -> list[str]:
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return ast.literal_eval(out.stdout.splitlines()[-1])
-
-
-@pytest.mark.parametrize("hour", [2, 3, 23])
-def test_unpausing_waits_for_the_next_night(monkeypatch, hour):
-    # Even an hour after 02:00: the run of a night nobody asked for would transcribe the
-    # inbox while its operator meant to start with a dry run.
-    from airflow.dag_processing.dagbag import DagBag
-    from airflow.serialization.decoders import decode_timetable
-    from airflow.serialization.encoders import encode_timetable
-    from airflow.timetables import trigger
-    from airflow.timetables.base import TimeRestriction
-
-    now = pendulum.datetime(2026, 11, 26, hour, 30, tz="UTC")
-    monkeypatch.setattr(trigger, "utcnow", lambda: now)
-    dag = DagBag(dag_folder=str(local_stack.ROOT / "dags")).dags[DAG_ID]
-    timetable = decode_timetable(encode_timetable(dag.timetable))
-    first = timetable.next_dagrun_info(
-        last_automated_data_interval=None,
-        restriction=TimeRestriction(earliest=None, latest=None, catchup=False),
-    )
-    assert first.run_after == pendulum.datetime(2026, 11, 27, 2, tz="UTC")
 
 
 def test_parsing_the_dag_leaves_the_table_libraries_unloaded():
