@@ -15,7 +15,7 @@ from test_jobs import start, transcript_of, upload, wait
 
 from medscribe import audio
 from medscribe.asr import Recognizer
-from medscribe.coverage import Span, ensure_coverage, gaps
+from medscribe.coverage import SPOKEN_S, WORD_S, Span, ensure_coverage, gaps
 from medscribe.vocabulary import default_phrases
 from medscribe.words import Word
 
@@ -43,25 +43,42 @@ def said(*texts: str, start: float, end: float) -> list[Word]:
 
 def test_speech_without_words_between_words_is_a_gap():
     speech = [Span(0.5, 3.0), Span(4.0, 7.0), Span(8.0, 9.5)]
-    words = said("one", "two", start=0.5, end=3.0) + said("three", start=8.0, end=9.5)
+    words = said("one", "two", "three", "four", start=0.5, end=3.0)
+    words += said("eight", "nine", "ten", start=8.0, end=9.5)
     (gap,) = gaps(words, speech, duration=10.0)
-    assert gap.index == 2  # the words found there belong before "three"
+    assert gap.index == 4  # the words found there belong before "eight"
     assert gap.speech_s == pytest.approx(3.0)
     assert 3.0 <= gap.span.start <= 4.0 and 7.0 <= gap.span.end <= 8.0
 
 
 def test_speech_after_the_last_word_is_a_gap():
     speech = [Span(0.2, 4.0), Span(4.5, 6.0)]
-    (gap,) = gaps(said("one", "two", start=0.2, end=4.0), speech, duration=6.0)
-    assert gap.index == 2 and gap.span.end == 6.0
+    words = said("one", "two", "three", "four", "five", "six", start=0.2, end=4.0)
+    (gap,) = gaps(words, speech, duration=6.0)
+    assert gap.index == 6 and gap.span.end == 6.0
     assert gap.speech_s == pytest.approx(1.5)
 
 
 def test_covered_speech_and_silence_are_no_gap():
     speech = [Span(0.5, 3.0), Span(6.0, 9.0)]
     # Word timings a little off the speech, and a long silence between the two stretches.
-    words = said("a", "b", "c", start=0.7, end=2.8) + said("d", "e", start=6.1, end=9.1)
+    words = said("alpha", "bravo", "charlie", start=0.7, end=2.8)
+    words += said("delta", "echo", "foxtrot", "golf", "hotel", start=6.1, end=9.1)
     assert gaps(words, speech, duration=12.0) == []
+
+
+def test_a_word_stretched_over_speech_is_a_gap_it_may_be_replaced_in():
+    # The first pass of an espeak dictation: "recheck a basic metabolic panel and urine"
+    # skipped, the next word timed over them (2.1 s for "you're").
+    speech = [Span(0.0, 6.0)]
+    words = [*said("at", "bedtime,", start=0.0, end=1.5), Word("you're", 1.5, 3.6, 0.4)]
+    words += said("in", "three", "months.", start=3.6, end=6.0)
+    (gap,) = gaps(words, speech, duration=6.0)
+    assert (gap.index, gap.replaces) == (2, 1)
+    assert gap.span == Span(1.5, 3.6)  # the word, padding kept within its neighbours
+    assert gap.speech_s == pytest.approx(2.1 - WORD_S - SPOKEN_S * 5)
+    # Numbers take longer to say than to write; a slow word is no gap.
+    assert gaps([Word("78%.", 0.0, 1.3, 0.9)], [Span(0.0, 1.3)], duration=1.3) == []
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +128,24 @@ def test_attempts_are_tried_in_turn_and_what_none_fills_is_counted(dose_change, 
     assert kept == words[:cut]
     (gap,) = uncovered
     assert gap.span.start >= words[cut - 1].end and gap.speech_s > 2.0
+
+
+def test_words_skipped_under_a_stretched_word_are_decoded_again(dose_change, recognizer):
+    samples, words, _ = dose_change
+    # What the first pass did to an espeak dictation: five words skipped, the next one
+    # timed over them. Here six words from "today" on become one stretched word.
+    at = next(i for i, word in enumerate(words) if word.text.lower() == "today")
+    skipped = words[at : at + 6]
+    stretched = Word("up", skipped[0].start, skipped[-1].end, 0.4)
+    first = [*words[:at], stretched, *words[at + 6 :]]
+    restored, uncovered = ensure_coverage(first, samples, recognizer.redecoding)
+    assert uncovered == [] and len(restored) >= len(words) - 1
+    assert "9.1" in text_of(restored[at : at + 6])  # the lab value is back
+    starts = [word.start for word in restored]
+    assert starts == sorted(starts)
+    # A re-decoding that finds no more words than the stretched one keeps it, and counts it.
+    kept, uncovered = ensure_coverage(first, samples, [lambda _: [Word("up", 0.0, 0.2, 0.9)]])
+    assert kept == first and [gap.replaces for gap in uncovered] == [1]
 
 
 @pytest.mark.parametrize(
