@@ -28,7 +28,7 @@ MIN_SPEECH_S = 0.5
 #: Audio kept around the speech of a gap when it is decoded again, inside the gap.
 PAD_S = 0.3
 #: The most speech one word takes: this much, plus ``SPOKEN_S`` per letter as it is said.
-#: Generous: of the 7,300 first-pass words of the benchmark's 72 clips, only a word over skipped ones
+#: Generous: of the 7,400 first-pass words of the benchmark's 72 clips, only a word over skipped ones
 #: exceeded it ("you're" held 2.1 s: "recheck a basic metabolic panel and urine").
 WORD_S = 0.3
 SPOKEN_S = 0.1
