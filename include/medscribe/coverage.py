@@ -1,17 +1,19 @@
 """The coverage guarantee: every stretch of speech ends up covered by words, or is counted.
 
 Whisper can end a window early (a prompt makes that likelier), return nothing for a
-chunk of speech, or skip a few words and stretch the next word's timing over them; the
+chunk of speech, skip a few words and stretch the next word's timing over them, or
+repeat one word over a sentence ("atorvastatin, atorvastatin, atorvastatin"); the
 transcript then reads well and silently lacks a sentence. So after decoding, voice
 activity detection marks where speech is, and every gap between two consecutive words
-(and before the first, after the last) that still holds speech, and every word holding
-far more speech than saying it takes, is decoded again on its own, by ever more
-conservative attempts. Speech that no attempt turns into words is returned, so that it
+(and before the first, after the last) that still holds speech, every word holding far
+more speech than saying it takes, and every loop, is decoded again on its own, by ever
+more conservative attempts. Speech that no attempt turns into words is returned, so that it
 is reported rather than hidden.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -32,6 +34,11 @@ PAD_S = 0.3
 #: exceeded it ("you're" held 2.1 s: "recheck a basic metabolic panel and urine").
 WORD_S = 0.3
 SPOKEN_S = 0.1
+#: The same one to ``LOOP_WORDS`` words this many times in a row are a decoding loop, not
+#: dictation: in the benchmark only the vocabulary-prompted first pass made them (3 of 72
+#: clips), over a sentence it never wrote.
+LOOP_REPEATS = 3
+LOOP_WORDS = 4
 #: Speech probability from which voice activity detection counts a frame as speech, for the
 #: first pass and this check alike. Below faster-whisper's 0.5: on 8 kHz telephone audio 0.5
 #: heard 37 of a dictation's 70 s of speech, and whole sentences were never decoded.
@@ -56,13 +63,41 @@ class Span:
 @dataclass(frozen=True)
 class Gap:
     """A stretch that holds speech without words for it: ``span`` to decode, ``speech_s``
-    of speech uncovered inside it. Words found there go before ``words[index]``, or, for a
-    word stretched over speech (``replaces`` 1), in its place if they are more words."""
+    of speech uncovered inside it. Words found there go before ``words[index]``, or in place
+    of the ``replaces`` words from there: a word stretched over speech, or a loop."""
 
     span: Span
     speech_s: float
     index: int
     replaces: int = 0
+
+    def takes(self, found: Sequence[Word]) -> bool:
+        """Whether words decoded from ``span`` go in: a stretched word gives way only to
+        more words, and no words that loop go in."""
+        if self.replaces == 1:
+            return len(found) > 1
+        return bool(found) and not loops(found)
+
+
+def loops(words: Sequence[Word]) -> dict[int, int]:
+    """Where the same words repeat ``LOOP_REPEATS`` times or more: the index of the first
+    word of each loop, and how many words the loop holds."""
+    said = [re.sub(r"[\W_]", "", word.text.lower()) for word in words]
+    found: dict[int, int] = {}
+    index = 0
+    while index < len(said):
+        for size in range(1, LOOP_WORDS + 1):
+            unit = said[index : index + size]
+            if len(unit) < size or not all(unit):
+                break
+            times = 1
+            while said[index + times * size : index + (times + 1) * size] == unit:
+                times += 1
+            if times >= LOOP_REPEATS:
+                found[index] = times * size
+                break
+        index += found.get(index, 1)
+    return found
 
 
 def spoken_letters(text: str) -> int:
@@ -88,12 +123,15 @@ def speech_spans(samples: np.ndarray) -> list[Span]:
 
 def gaps(words: Sequence[Word], speech: Sequence[Span], duration: float) -> list[Gap]:
     """The stretches between consecutive words (and the file's edges) with speech in them,
-    and the words holding much more speech than they take to say.
+    the words holding much more speech than they take to say, and the loops.
 
     A gap between words is trimmed to its speech plus ``PAD_S``, never reaching into the
-    words around it; a stretched word's gap is the word plus ``PAD_S`` within its neighbours.
+    words around it; the gap of a stretched word or a loop is its words plus ``PAD_S``
+    within their neighbours. A loop counts as uncovered the speech after its first round.
     """
     found = []
+    looped = loops(words)
+    loop_end = 0  # the words before this index are checked as part of a loop
     covered_until = 0.0  # the latest end of any word so far: times may overlap
     for index in range(len(words) + 1):
         after_word = index > 0
@@ -104,23 +142,38 @@ def gaps(words: Sequence[Word], speech: Sequence[Span], duration: float) -> list
         inner = Span(bounds.start + SLACK_S * after_word, bounds.end - SLACK_S * before_word)
         heard = _speech_in(inner, speech)
         speech_s = sum(piece.seconds for piece in heard)
-        if speech_s >= MIN_SPEECH_S:
+        if speech_s >= MIN_SPEECH_S and index >= loop_end:
             span = Span(
                 max(bounds.start, heard[0].start - PAD_S), min(bounds.end, heard[-1].end + PAD_S)
             )
             found.append(Gap(span, speech_s, index))
-        if before_word:
+        if index in looped:
+            size = looped[index]
+            loop_end = index + size
+            first_round = size // LOOP_REPEATS  # at least that many words were said
+            rest = Span(words[index + first_round].start, words[loop_end - 1].end)
+            speech_s = sum(piece.seconds for piece in _speech_in(rest, speech))
+            found.append(_replacing(words, index, size, covered_until, duration, speech_s))
+        elif before_word and index >= loop_end:
             word = words[index]
             held = sum(p.seconds for p in _speech_in(Span(word.start, word.end), speech))
             excess = held - WORD_S - SPOKEN_S * spoken_letters(word.text)
             if excess >= MIN_SPEECH_S:
-                following = words[index + 1].start if index + 1 < len(words) else duration
-                span = Span(
-                    min(word.start, max(covered_until, word.start - PAD_S)),
-                    max(word.end, min(following, word.end + PAD_S)),
-                )
-                found.append(Gap(span, excess, index, replaces=1))
+                found.append(_replacing(words, index, 1, covered_until, duration, excess))
     return found
+
+
+def _replacing(
+    words: Sequence[Word], index: int, size: int, after: float, duration: float, speech_s: float
+) -> Gap:
+    """The gap of ``size`` words from ``index``, padded within the words around them."""
+    first, last = words[index], words[index + size - 1]
+    following = words[index + size].start if index + size < len(words) else duration
+    span = Span(
+        min(first.start, max(after, first.start - PAD_S)),
+        max(last.end, min(following, last.end + PAD_S)),
+    )
+    return Gap(span, speech_s, index, size)
 
 
 def _placed(words: list[Word], span: Span) -> list[Word]:
@@ -140,8 +193,7 @@ def _samples(samples: np.ndarray, span: Span) -> np.ndarray:
 def ensure_coverage(
     words: list[Word], samples: np.ndarray, attempts: Sequence[Decoder]
 ) -> tuple[list[Word], list[Gap]]:
-    """Fill every gap that holds speech with words from the first attempt that finds any
-    (a stretched word is replaced only by more words than itself).
+    """Fill every gap with words from the first attempt whose words it takes.
 
     Returns all words in time order and the gaps no attempt could fill.
     """
@@ -153,7 +205,7 @@ def ensure_coverage(
             break
         for gap in reversed(missing):  # from the end, so earlier indexes stay valid
             found = _placed(decode(_samples(samples, gap.span)), gap.span)
-            if len(found) > gap.replaces:
+            if gap.takes(found):
                 words = words[: gap.index] + found + words[gap.index + gap.replaces :]
     return words, gaps(words, speech, duration)
 

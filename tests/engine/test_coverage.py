@@ -81,6 +81,21 @@ def test_a_word_stretched_over_speech_is_a_gap_it_may_be_replaced_in():
     assert gaps([Word("78%.", 0.0, 1.3, 0.9)], [Span(0.0, 1.3)], duration=1.3) == []
 
 
+def test_words_repeated_three_times_in_a_row_are_a_loop_to_decode_again():
+    speech = [Span(0.0, 6.0)]
+    words = said("start", "vancomycin", "with", start=0.0, end=1.8)
+    words += said("atorvastatin,", "atorvastatin,", "atorvastatin.", start=1.8, end=4.5)
+    words += said("for", "six", "weeks.", start=4.5, end=6.0)
+    (gap,) = gaps(words, speech, duration=6.0)
+    assert (gap.index, gap.replaces) == (3, 3)
+    assert gap.speech_s == pytest.approx(1.8)  # after the first round
+    assert not gap.takes(said("atorvastatin", "atorvastatin", "atorvastatin", start=0, end=1))
+    assert gap.takes(said("a", "trough", "goal", start=0, end=1))
+    # Twice is not a loop ("daily, daily"), nor the same word further apart.
+    twice = said("twice", "daily,", "daily,", "and", "then", "daily.", start=0.0, end=3.0)
+    assert gaps(twice, [Span(0.0, 3.0)], duration=3.0) == []
+
+
 @pytest.fixture(scope="module")
 def recognizer() -> Recognizer:
     return Recognizer(cpu_threads=2)
@@ -146,6 +161,23 @@ def test_words_skipped_under_a_stretched_word_are_decoded_again(dose_change, rec
     # A re-decoding that finds no more words than the stretched one keeps it, and counts it.
     kept, uncovered = ensure_coverage(first, samples, [lambda _: [Word("up", 0.0, 0.2, 0.9)]])
     assert kept == first and [gap.replaces for gap in uncovered] == [1]
+
+
+def test_a_loop_over_a_lab_value_is_decoded_again(dose_change, recognizer):
+    samples, words, _ = dose_change
+    # A prompted first pass repeated a drug name over words it never wrote; here over
+    # six words from "today" on.
+    at = next(i for i, word in enumerate(words) if word.text.lower() == "today")
+    start, end = words[at].start, words[at + 5].end
+    third = (end - start) / 3
+    loop = [
+        Word("atorvastatin,", start + i * third, start + (i + 1) * third, 0.5) for i in range(3)
+    ]
+    restored, uncovered = ensure_coverage(
+        [*words[:at], *loop, *words[at + 6 :]], samples, recognizer.redecoding
+    )
+    assert uncovered == [] and "atorvastatin" not in text_of(restored)
+    assert "9.1" in text_of(restored[at : at + 6])
 
 
 @pytest.mark.parametrize(
