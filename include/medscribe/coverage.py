@@ -30,8 +30,8 @@ MIN_SPEECH_S = 0.5
 #: Audio kept around the speech of a gap when it is decoded again, inside the gap.
 PAD_S = 0.3
 #: The most speech one word takes: this much, plus ``SPOKEN_S`` per letter as it is said.
-#: Generous: of the 7,400 first-pass words of the benchmark's 72 clips, only a word over skipped ones
-#: exceeded it ("you're" held 2.1 s: "recheck a basic metabolic panel and urine").
+#: Generous: of the 7,400 first-pass words of the benchmark's 72 clips, only a word over
+#: skipped ones exceeded it ("you're" held 2.1 s: "recheck a basic metabolic panel and urine").
 WORD_S = 0.3
 SPOKEN_S = 0.1
 #: The same one to ``LOOP_WORDS`` words this many times in a row are a decoding loop, not
@@ -113,6 +113,11 @@ def _speech_in(span: Span, speech: Sequence[Span]) -> list[Span]:
     ]
 
 
+def _held(span: Span, speech: Sequence[Span]) -> float:
+    """Seconds of speech inside ``span``."""
+    return sum(piece.seconds for piece in _speech_in(span, speech))
+
+
 def speech_spans(samples: np.ndarray) -> list[Span]:
     """Where voice activity detection hears speech, in seconds."""
     return [
@@ -150,14 +155,20 @@ def gaps(words: Sequence[Word], speech: Sequence[Span], duration: float) -> list
         if index in looped:
             size = looped[index]
             loop_end = index + size
-            first_round = size // LOOP_REPEATS  # at least that many words were said
+            # Taken as the first round: a third of the loop's words, the whole unit when it
+            # repeats three or four times.
+            first_round = size // LOOP_REPEATS
             rest = Span(words[index + first_round].start, words[loop_end - 1].end)
-            speech_s = sum(piece.seconds for piece in _speech_in(rest, speech))
-            found.append(_replacing(words, index, size, covered_until, duration, speech_s))
+            found.append(
+                _replacing(words, index, size, covered_until, duration, _held(rest, speech))
+            )
         elif before_word and index >= loop_end:
             word = words[index]
-            held = sum(p.seconds for p in _speech_in(Span(word.start, word.end), speech))
-            excess = held - WORD_S - SPOKEN_S * spoken_letters(word.text)
+            excess = (
+                _held(Span(word.start, word.end), speech)
+                - WORD_S
+                - SPOKEN_S * spoken_letters(word.text)
+            )
             if excess >= MIN_SPEECH_S:
                 found.append(_replacing(words, index, 1, covered_until, duration, excess))
     return found
