@@ -1,5 +1,10 @@
 """Nightly medical dictation transcription: S3 audio -> Transcribe Medical jobs -> Parquet.
 
+``list_pending`` lists the audio without a transcript; per file (a mapped task group,
+``transcribe``, each named by its job) ``start`` starts the job and ``wait``, a deferrable
+sensor, waits for it to end; ``flatten`` writes the tables and the run report, and
+``check_run`` fails the run if files failed. Jobs in flight are bounded by one pool.
+
 Which service does the work (AWS, or the self-hosted engine) is decided only by the
 Airflow connection named in ``MEDICAL_TRANSCRIBE_CONN_ID`` (default ``aws_default``).
 A run whose files failed ends failed, naming them; its report is one click away
@@ -14,20 +19,31 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowSkipException
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import CronTriggerTimetable, Param, conf, dag, get_current_context, task
+from airflow.sdk import (
+    CronTriggerTimetable,
+    Param,
+    WeightRule,
+    conf,
+    dag,
+    get_current_context,
+    task,
+    task_group,
+)
 from airflow.task.trigger_rule import TriggerRule
 
 # medical_transcribe.pipeline (pandas, pyarrow, PyAV: seconds of CPU to import) is imported
-# in the tasks that use it: every task process parses this file, and the thousand transcribe
-# tasks of a big night need none of it.
+# in the tasks that use it: every task process parses this file, and the thousands of start
+# and wait tasks of a big night need none of it.
 from medical_transcribe import alerts
 from medical_transcribe.links import REPORT_URL_KEY, RunReportLink
 from medical_transcribe.operators import StartMedicalTranscriptionJobOperator
+from medical_transcribe.sensors import MedicalTranscriptionJobSensor
 
 DAG_ID = "nightly_medical_transcription"
 AWS_CONN_ID = os.environ.get("MEDICAL_TRANSCRIBE_CONN_ID", "aws_default")
-#: The pool that bounds jobs in flight (AWS limits concurrent medical jobs). Create it with
-#: ``--include-deferred`` so waiting jobs hold their slot: see README, "Jobs in flight".
+#: The pool that bounds jobs in flight (AWS limits concurrent medical jobs): each file's start
+#: task holds a slot, then its wait task. Create it with ``--include-deferred`` so deferred
+#: waits hold theirs: see README, "Jobs in flight".
 POOL = os.environ.get("MEDICAL_TRANSCRIBE_POOL", "transcribe_medical")
 POLL_SECONDS = int(os.environ.get("MEDICAL_TRANSCRIBE_POLL_SECONDS", "30"))
 #: Airflow refuses to expand a mapped task past [core] max_map_length, so one run takes at
@@ -184,19 +200,53 @@ def nightly_medical_transcription() -> None:
 
     pending = list_pending()
 
-    # One task per file starts its job and waits for it deferred, holding its pool slot
-    # from start to finish; a job that FAILED, or a request AWS refuses, is not retried.
-    transcribed = StartMedicalTranscriptionJobOperator.partial(
-        task_id="transcribe",
-        aws_conn_id=AWS_CONN_ID,
-        wait_for_completion=True,
-        deferrable=True,
-        waiter_delay=POLL_SECONDS,
-        pool=POOL,
-        retries=2,
-        retry_delay=timedelta(seconds=30),
-        map_index_template="{{ task.job_name }}",
-    ).expand_kwargs(pending)
+    # Per file: start its job (not waiting), then wait for it deferred. A wait outranks every
+    # start, so a slot a start frees goes to the waits before another job starts; waits only
+    # read the job, so retrying or clearing one never starts a second; a job that FAILED, or
+    # a request AWS refuses, is not retried.
+    slot = {
+        "aws_conn_id": AWS_CONN_ID,
+        "pool": POOL,
+        "weight_rule": WeightRule.ABSOLUTE,
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "map_index_template": "{{ task.job_name }}",
+    }
+
+    @task_group
+    def transcribe(
+        job_name: str,
+        media_file_uri: str,
+        output_bucket_name: str,
+        type: str,
+        specialty: str,
+        settings: dict[str, Any] | None,
+        content_identification_type: str | None,
+    ) -> None:
+        """One file: start its job, then wait for it to end (its arguments: a descriptor)."""
+        started = StartMedicalTranscriptionJobOperator(
+            task_id="start",
+            job_name=job_name,
+            media_file_uri=media_file_uri,
+            output_bucket_name=output_bucket_name,
+            type=type,
+            specialty=specialty,
+            settings=settings,
+            content_identification_type=content_identification_type,
+            wait_for_completion=False,
+            priority_weight=1,
+            **slot,
+        )
+        MedicalTranscriptionJobSensor(
+            task_id="wait",
+            job_name=started.output,
+            deferrable=True,
+            poke_interval=POLL_SECONDS,
+            priority_weight=2,
+            **slot,
+        )
+
+    transcribed = transcribe.expand_kwargs(pending)
 
     @task(trigger_rule=TriggerRule.ALL_DONE, multiple_outputs=False)
     def flatten(descriptors: list[dict[str, Any]] | None, params: dict[str, Any]) -> dict:

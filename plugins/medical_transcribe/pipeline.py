@@ -272,7 +272,7 @@ def _jobs_with_transcripts(
         job = _existing_job(transcribe, name) or {
             "MedicalTranscriptionJobName": name,
             "TranscriptionJobStatus": "FAILED",
-            "FailureReason": "The job could not be started; see the transcribe task log.",
+            "FailureReason": "The job could not be started; see its transcribe.start task log.",
             "Media": {"MediaFileUri": descriptor["media_file_uri"]},
             "Type": descriptor["type"],
             "Specialty": descriptor["specialty"],

@@ -13,9 +13,13 @@ import local_stack
 import pandas as pd
 import pendulum
 import pytest
+from airflow.sdk import WeightRule
+from airflow.sdk.definitions.taskgroup import MappedTaskGroup
 
 from medical_transcribe import pipeline
 from medical_transcribe.naming import slugify
+from medical_transcribe.operators import StartMedicalTranscriptionJobOperator
+from medical_transcribe.sensors import MedicalTranscriptionJobSensor
 
 DAG_ID = "nightly_medical_transcription"
 NOTES = {
@@ -63,8 +67,8 @@ def test_dag_imports_cleanly_with_schedule_and_params(bag):
         assert param.schema.get("title") and param.description, name
     assert dag.params.get_param("type").schema["enum"] == ["DICTATION", "CONVERSATION"]
     assert dag.params["max_failed_fraction"] == 0
-    assert [t.task_id for t in dag.topological_sort()][:3] == [
-        "list_pending", "transcribe", "flatten",
+    assert [t.task_id for t in dag.topological_sort()][:4] == [
+        "list_pending", "transcribe.start", "transcribe.wait", "flatten",
     ]  # fmt: skip
     # A night past max_files goes on in a follow-up run once this one has its tables.
     assert dag.get_task("follow_up").upstream_task_ids == {"flatten"}
@@ -73,7 +77,28 @@ def test_dag_imports_cleanly_with_schedule_and_params(bag):
     assert dag.get_task("flatten").trigger_rule == "all_done"
     # check_run hears of a failed listing directly, so the run cannot end green.
     assert dag.get_task("check_run").upstream_task_ids == {"flatten", "list_pending"}
-    assert dag.get_task("transcribe").pool == "transcribe_medical"
+
+
+def test_per_file_a_start_that_does_not_wait_then_a_deferrable_sensor_both_mapped(bag):
+    dag = bag.dags[DAG_ID]
+    group = dag.task_group_dict["transcribe"]
+    assert isinstance(group, MappedTaskGroup)
+    assert group.upstream_task_ids == {"list_pending"}
+    start, wait = dag.get_task("transcribe.start"), dag.get_task("transcribe.wait")
+    assert isinstance(start, StartMedicalTranscriptionJobOperator)
+    assert start.wait_for_completion is False
+    assert isinstance(wait, MedicalTranscriptionJobSensor) and wait.deferrable is True
+    assert wait.upstream_task_ids == {"transcribe.start"}
+    assert wait.job_name.operator is start  # the name the start task returns
+    assert dag.get_task("flatten").upstream_task_ids == {"list_pending", "transcribe.wait"}
+    for task in (start, wait):
+        assert task.get_closest_mapped_task_group() is group, task.task_id
+        assert task.map_index_template == "{{ task.job_name }}"
+        # Both hold the pool: the start from before its job starts, the wait until it ends.
+        assert task.pool == "transcribe_medical"
+        assert task.weight_rule == WeightRule.ABSOLUTE
+    # A slot a start frees goes to a wait before another start.
+    assert wait.priority_weight > start.priority_weight
 
 
 @pytest.mark.parametrize("hour", [2, 3, 23])
@@ -152,7 +177,21 @@ def read_table(s3, bucket: str, prefix: str) -> pd.DataFrame:
 
 
 def states(run) -> dict[str, str]:
-    return {ti.task_id: str(ti.state) for ti in run.get_task_instances() if ti.map_index < 1}
+    """The state of each task outside the per-file group (whose tasks are mapped)."""
+    return {
+        ti.task_id: str(ti.state)
+        for ti in run.get_task_instances()
+        if not ti.task_id.startswith("transcribe.")
+    }
+
+
+def per_file(run, task_id: str) -> dict[str, tuple[str, int]]:
+    """Job name (the map index's name) -> state and try number, for one task of the group."""
+    return {
+        ti.rendered_map_index: (str(ti.state), ti.try_number)
+        for ti in run.get_task_instances()
+        if ti.task_id == task_id
+    }
 
 
 def test_nightly_run_end_to_end_and_rerun_is_a_no_op(stack, nightly, dictation):
@@ -190,8 +229,8 @@ def test_nightly_run_end_to_end_and_rerun_is_a_no_op(stack, nightly, dictation):
 
     # One corrupt file among good ones: complete tables, and the run ends failed.
     assert str(run.state) == "failed"
-    assert states(run) | {"transcribe": "-"} == {
-        "list_pending": "success", "transcribe": "-", "flatten": "success",
+    assert states(run) == {
+        "list_pending": "success", "flatten": "success",
         "check_run": "failed", "follow_up": "skipped", "continue_night": "skipped",
     }  # fmt: skip
     jobs = read_table(s3, "nightly-out", "tables/transcription_jobs/")
@@ -214,6 +253,19 @@ def test_nightly_run_end_to_end_and_rerun_is_a_no_op(stack, nightly, dictation):
     assert "3 transcribed" in html and "1 failed" in html and "1 skipped" in html
     done = jobs[jobs.status == "COMPLETED"]
     assert len(done) == 3
+    # Per file, named by its job: the start task started it, the wait task saw it end; the
+    # FAILED job's wait failed without a retry, and nothing started it again.
+    assert per_file(run, "transcribe.start") == dict.fromkeys(jobs.job_name, ("success", 1))
+    assert per_file(run, "transcribe.wait") == dict.fromkeys(done.job_name, ("success", 1)) | {
+        broken.job_name: ("failed", 1)
+    }
+    # As the scheduler orders them for a freed pool slot: every wait before every start.
+    weights = {
+        (ti.task_id, ti.priority_weight)
+        for ti in run.get_task_instances()
+        if ti.task_id.startswith("transcribe.")
+    }
+    assert weights == {("transcribe.start", 1), ("transcribe.wait", 2)}
     transcripts = [
         s3.get_object(Bucket="nightly-out", Key=f"medical/{name}.json")["Body"].read()
         for name in done.job_name
@@ -307,9 +359,11 @@ def test_bad_input_is_refused_before_any_job_starts(stack, nightly, dictation):
     run = nightly.test(run_conf={"input_bucket": "no-such-bucket", "dry_run": False})
     assert str(run.state) == "failed"
     assert states(run) == {
-        "list_pending": "failed", "transcribe": "upstream_failed", "flatten": "skipped",
+        "list_pending": "failed", "flatten": "skipped",
         "check_run": "upstream_failed", "follow_up": "skipped", "continue_night": "skipped",
     }  # fmt: skip
+    assert per_file(run, "transcribe.start") == {None: ("upstream_failed", 0)}
+    assert per_file(run, "transcribe.wait") == {None: ("upstream_failed", 0)}
     after = transcribe.list_medical_transcription_jobs(MaxResults=100)
     assert (
         after["MedicalTranscriptionJobSummaries"] == jobs_before["MedicalTranscriptionJobSummaries"]
