@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 from airflow.providers.amazon.aws.exceptions import WaiterTerminalFailure
@@ -23,7 +21,8 @@ from tenacity import (
 
 from medical_transcribe.naming import job_name_for
 
-JOB_COMPLETE_WAITER = "medical_transcription_job_complete"
+#: botocore's own MedicalTranscriptionJobCompleted waiter: COMPLETED succeeds, FAILED is terminal.
+JOB_COMPLETE_WAITER = "medical_transcription_job_completed"
 # JMESPath queries logged while waiting; FailureReason makes a failure explain itself.
 JOB_STATUS_QUERIES = [
     "MedicalTranscriptionJob.TranscriptionJobStatus",
@@ -82,11 +81,6 @@ class TranscribeMedicalHook(AwsBaseHook):
         """Connection/hook botocore config, with retries defaulting to standard mode."""
         config = super().config
         return config.merge(Config(retries={**_DEFAULT_RETRIES, **(config.retries or {})}))
-
-    @cached_property
-    def waiter_path(self) -> Path:
-        """Our own waiter file: the provider ships none for Transcribe Medical."""
-        return Path(__file__).parent / "waiters" / "transcribe.json"
 
     def start_job(self, **request: Any) -> dict[str, Any]:
         """

@@ -49,9 +49,14 @@ def test_explicit_retry_settings_keep_standard_mode():
     assert hook.config.connect_timeout == 5
 
 
-def test_custom_waiter_is_found(hook):
-    assert hook.waiter_path.is_file()
-    assert JOB_COMPLETE_WAITER in hook.list_waiters()
+def test_the_waiter_is_botocores_own(hook):
+    waiter = hook.get_waiter(JOB_COMPLETE_WAITER)
+    assert JOB_COMPLETE_WAITER in hook.conn.waiter_names
+    assert waiter.config.operation == "GetMedicalTranscriptionJob"
+    assert {(a.expected, a.state) for a in waiter.config.acceptors} == {
+        ("COMPLETED", "success"),
+        ("FAILED", "failure"),
+    }
 
 
 def test_start_job_starts_it(hook, media, start_request):

@@ -95,3 +95,18 @@ def test_execute_complete_lets_a_waiter_timeout_be_retried():
     ):
         sensor().execute_complete({}, event)
     assert not isinstance(raised.value, AirflowFailException)
+
+
+def test_a_retried_or_cleared_sensor_only_reads_its_job(job):
+    calls: list[str] = []
+    for _ in range(2):  # the first try, then a retry or a clear: a new task instance each time
+        probe = sensor()
+        probe.hook.conn.meta.events.register(
+            "before-call.transcribe", lambda model, **_: calls.append(model.name)
+        )
+        with pytest.raises(TaskDeferred):
+            probe.execute({})
+        probe.execute_complete({}, {"status": "success", "job_name": job})
+    assert set(calls) == {"GetMedicalTranscriptionJob"}
+    jobs = probe.hook.conn.list_medical_transcription_jobs()["MedicalTranscriptionJobSummaries"]
+    assert [j["MedicalTranscriptionJobName"] for j in jobs] == [job]

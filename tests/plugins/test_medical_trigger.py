@@ -1,9 +1,9 @@
 """
 Run the trigger against moto (and a stubbed FAILED job).
 
-aiobotocore is not installed here, so the async client and waiter are replaced by the sync
-client and a thin awaitable around botocore's waiter built from the same custom waiter model.
-Everything else (the waiter JSON, the provider's async_wait loop, the trigger's events) is real.
+moto answers botocore's HTTP layer, not aiobotocore's, so the async client is replaced by the
+sync client whose waiters are wrapped to be awaited. Everything else (botocore's own waiter
+for the job, the provider's async_wait loop, the trigger's events) is real.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ import contextlib
 from unittest import mock
 
 import pytest
-from airflow.providers.amazon.aws.waiters.base_waiter import BaseBotoWaiter
 from botocore.stub import Stubber
-from botocore.waiter import create_waiter_with_client
 
 from medical_transcribe.hooks import TranscribeMedicalHook
 from medical_transcribe.triggers import MedicalTranscriptionJobCompletedTrigger
@@ -29,21 +27,25 @@ class _AwaitableWaiter:
         self._waiter.wait(**kwargs)
 
 
+class _AsyncClient:
+    """What the trigger uses of an aiobotocore client: its waiters, to be awaited."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+
+    def get_waiter(self, name: str) -> _AwaitableWaiter:
+        return _AwaitableWaiter(self._client.get_waiter(name))
+
+
 @pytest.fixture
 def client(aws):
     """The sync client the trigger's hook will use in place of an aiobotocore one."""
     client = TranscribeMedicalHook().conn
 
     async def get_async_conn(self):
-        return contextlib.nullcontext(client)
+        return contextlib.nullcontext(_AsyncClient(client))
 
-    def async_waiter(self, waiter_name):
-        return _AwaitableWaiter(create_waiter_with_client(waiter_name, self.model, self.client))
-
-    with (
-        mock.patch.object(TranscribeMedicalHook, "get_async_conn", get_async_conn),
-        mock.patch.object(BaseBotoWaiter, "_get_async_waiter_with_client", async_waiter),
-    ):
+    with mock.patch.object(TranscribeMedicalHook, "get_async_conn", get_async_conn):
         yield client
 
 
