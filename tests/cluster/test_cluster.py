@@ -172,8 +172,8 @@ def test_a_night_triggered_through_the_api_runs_on_the_celery_workers(running, a
     tonight = night(running, audio, "plain", max_files=2)
     instances = tonight.finish("none (max_files=2: two runs)")
     assert len(tonight.runs) == 2
-    mapped = instances[instances["task_id"] == "transcribe"]
-    assert len(mapped) == len(audio)
+    for task_id in ("transcribe.start", "transcribe.wait"):
+        assert (instances["task_id"] == task_id).sum() == len(audio), task_id
     ran = instances[instances["state"] != "skipped"]
     assert set(ran["hostname"]) <= WORKERS, set(ran["hostname"])
     continued = instances[instances["task_id"] == "continue_night"]
@@ -193,13 +193,13 @@ def test_engine_worker_killed_while_holding_a_job(running, audio):
 def test_celery_worker_killed_while_starting_jobs(running, audio):
     tonight = night(running, audio, "celery-worker-kill")
     (first, *_) = wait_for(
-        "transcribe running", lambda: tonight.task_instances("transcribe", "running")
+        "start running", lambda: tonight.task_instances("transcribe.start", "running")
     )
     host = first["hostname"]
     os.killpg(running.cluster.running()[host], signal.SIGKILL)
     running.cluster.start("airflow-worker", host)  # as compose's restart policy would
     instances = tonight.finish(f"kill -9 Celery worker {host}")
-    starts = instances[instances["task_id"] == "transcribe"]
+    starts = instances[instances["task_id"] == "transcribe.start"]
     assert starts["try_number"].max() >= 2
 
 
@@ -219,7 +219,7 @@ def test_engine_api_restarted_while_sensors_wait(running, audio):
         os.killpg(pid, signal.SIGSTOP)
     try:
         tonight = night(running, audio, "engine-api-restart")
-        deferred = lambda: len(tonight.task_instances("transcribe", "deferred")) == len(audio)  # noqa: E731
+        deferred = lambda: len(tonight.task_instances("transcribe.wait", "deferred")) == len(audio)  # noqa: E731
         wait_for("deferred sensors", deferred)
         running.cluster.stop("engine-api")
         time.sleep(5)
@@ -229,7 +229,7 @@ def test_engine_api_restarted_while_sensors_wait(running, audio):
         for pid in workers:
             os.killpg(pid, signal.SIGCONT)
     instances = tonight.finish("restart engine API while sensors wait")
-    waits = instances[instances["task_id"] == "transcribe"]
+    waits = instances[instances["task_id"] == "transcribe.wait"]
     assert set(waits["try_number"]) == {1}, "a deferred wait failed and was retried"
 
 

@@ -274,7 +274,8 @@ def test_operating_the_dag_from_the_ui(stack, airflow, browser, dictation, monke
     )
     open_run(page, airflow, run, "03-dry-run-success")
 
-    # A real run of four files, never more jobs in flight than the pool has slots.
+    # A real run of four files, never more jobs in flight than the pool has slots, from each
+    # file's start task through its deferred wait to the job's end.
     known.add(run["dag_run_id"])
     in_flight = JobsInFlight(transcribe)
     in_flight.start()
@@ -289,9 +290,12 @@ def test_operating_the_dag_from_the_ui(stack, airflow, browser, dictation, monke
         json.dumps({"files": len(NOTES), "trigger_to_result_seconds": round(seconds, 1)})
     )
     open_run(page, airflow, run, "04-real-run-success")
-    page.goto(f"{airflow.url}/dags/{DAG_ID}/runs/{run['dag_run_id']}/tasks/transcribe/mapped")
-    page.get_by_text("media-").first.wait_for()  # mapped tasks named by their job
-    shot(page, "05-mapped-tasks-named")
+    for step in ("start", "wait"):  # the group's mapped tasks, named by their job
+        page.goto(
+            f"{airflow.url}/dags/{DAG_ID}/runs/{run['dag_run_id']}/tasks/transcribe.{step}/mapped"
+        )
+        page.get_by_text("media-").first.wait_for()
+        shot(page, f"05-mapped-{step}-tasks-named")
 
     # A corrupt file makes the run fail; the run and check_run's log name its job on screen.
     s3.put_object(Bucket="ui-inbox", Key="inbox/corrupt.wav", Body=b"RIFF....WAVEfmt garbage")
@@ -304,7 +308,7 @@ def test_operating_the_dag_from_the_ui(stack, airflow, browser, dictation, monke
     assert run["state"] == "failed"
     (corrupt,) = jobs.job_names("FAILED") - failed_before
     open_run(page, airflow, run, "06-corrupt-file-run-failed")
-    assert on_screen(page, corrupt)  # the failed transcribe task, by its job name
+    assert on_screen(page, corrupt)  # the failed wait task, by its job name
     page.goto(f"{airflow.url}/dags/{DAG_ID}/runs/{run['dag_run_id']}/tasks/check_run")
     page.get_by_text(f"Failed: {corrupt} (1 of 1)").first.wait_for()
     for text in (f"Failed: {corrupt}", f"failed {corrupt}: ", "could not be decoded",
