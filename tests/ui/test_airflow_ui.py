@@ -287,7 +287,14 @@ def test_operating_the_dag_from_the_ui(stack, airflow, browser, dictation, monke
     assert run["state"] == "success"
     assert 1 <= in_flight.most <= POOL_SLOTS
     (ARTIFACTS / "timing.json").write_text(
-        json.dumps({"files": len(NOTES), "trigger_to_result_seconds": round(seconds, 1)})
+        json.dumps(
+            {
+                "files": len(NOTES),
+                "trigger_to_result_seconds": round(seconds, 1),
+                "pool_slots": POOL_SLOTS,
+                "max_jobs_in_flight": in_flight.most,
+            }
+        )
     )
     open_run(page, airflow, run, "04-real-run-success")
     for step in ("start", "wait"):  # the group's mapped tasks, named by their job
