@@ -200,11 +200,12 @@ def nightly_medical_transcription() -> None:
 
     pending = list_pending()
 
-    # Per file: start its job (not waiting), then wait for it deferred. A wait outranks every
-    # start, so a slot a start frees goes to the waits before another job starts; waits only
-    # read the job, so retrying or clearing one never starts a second; a job that FAILED, or
-    # a request AWS refuses, is not retried.
-    slot = {
+    # Per file: start its job (not waiting), then wait for it deferred, each holding a pool
+    # slot. A wait outranks every start, so the scheduler gives a slot a start frees to the
+    # waits before another job starts (README, "Jobs in flight", has the one window where it
+    # cannot). Waits only read the job, so retrying or clearing one never starts a second; a
+    # job that FAILED, or a request AWS refuses, is not retried.
+    both = {
         "aws_conn_id": AWS_CONN_ID,
         "pool": POOL,
         "weight_rule": WeightRule.ABSOLUTE,
@@ -235,7 +236,7 @@ def nightly_medical_transcription() -> None:
             content_identification_type=content_identification_type,
             wait_for_completion=False,
             priority_weight=1,
-            **slot,
+            **both,
         )
         MedicalTranscriptionJobSensor(
             task_id="wait",
@@ -243,7 +244,7 @@ def nightly_medical_transcription() -> None:
             deferrable=True,
             poke_interval=POLL_SECONDS,
             priority_weight=2,
-            **slot,
+            **both,
         )
 
     transcribed = transcribe.expand_kwargs(pending)
