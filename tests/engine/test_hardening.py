@@ -24,7 +24,7 @@ from medscribe.api import MAX_BODY_BYTES, create_app
 from medscribe.backend import TranscribeBackend
 from medscribe.config import EngineConfig
 from medscribe.protocol import ServiceError
-from medscribe.s3 import S3Object, parse_uri
+from medscribe.s3 import S3Object, output_key, parse_uri
 from medscribe.store import JobStore
 from medscribe.worker import Worker
 
@@ -254,13 +254,30 @@ def test_media_past_the_limits_fails_before_recognition(stack, dictation, databa
 
 
 @pytest.mark.parametrize(
-    ("output_key", "fragment"),
+    ("requested", "fragment"),
     [("../other-clinic/x", "'..'"), ("notes/./x", "'.'"), ("x" * 1020 + "/", "1024 bytes")],
 )
-def test_unusable_output_key_is_refused_at_start(api, output_key, fragment):
-    response = call(api, "StartMedicalTranscriptionJob", job_request("k", OutputKey=output_key))
+def test_unusable_output_key_is_refused_at_start(api, requested, fragment):
+    response = call(api, "StartMedicalTranscriptionJob", job_request("k", OutputKey=requested))
     assert response.status_code == 400
     assert fragment in response.json()["Message"]
+
+
+# AWS's own OutputKey examples: only a key ending in .json names the file itself; any other
+# is a folder (created by writing the key) that holds <job>.json.
+@pytest.mark.parametrize(
+    ("requested", "expected"),
+    [
+        (None, "medical/my-first-transcription.json"),
+        ("my-transcript.json", "my-transcript.json"),
+        ("test-files/my-transcript.json", "test-files/my-transcript.json"),
+        ("my-transcript", "my-transcript/my-first-transcription.json"),
+        ("test-files/my-transcript", "test-files/my-transcript/my-first-transcription.json"),
+        ("folder/", "folder/my-first-transcription.json"),
+    ],
+)
+def test_output_key_is_read_as_aws_documents_it(requested, expected):
+    assert output_key("my-first-transcription", requested) == expected
 
 
 # Also: S3 URIs in every form AWS accepts; an illegal bucket name is the client's error.
