@@ -30,7 +30,7 @@ run: $(STAMP)
 # The whole suite: with the tests that start Airflow's servers and drive its UI in Chromium,
 # then the production shape as processes under faults (root, for network namespaces).
 test: $(STAMP) system-packages cluster-packages
-	MEDSCRIBE_TEST_AIRFLOW=1 MEDSCRIBE_TEST_UI=1 $(IN_VENV) $(BIN)/python -m pytest
+	MEDSCRIBE_TEST_AIRFLOW=1 MEDSCRIBE_TEST_UI=1 MEDSCRIBE_TEST_COMPOSE=1 $(IN_VENV) $(BIN)/python -m pytest
 	$(MAKE) test-cluster
 
 up: $(STAMP)

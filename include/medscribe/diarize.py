@@ -53,6 +53,10 @@ TARGET_DBFS = -30.0
 SAME_SPEAKER_SIMILARITY = 0.65
 
 
+#: The first pickle of a legacy (pre-zip) ``torch.save`` file.
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+
+
 class _Storage:
     """A storage of the legacy PyTorch file format, filled after the pickle is read."""
 
@@ -105,12 +109,16 @@ class _LegacyUnpickler(pickle.Unpickler):
 
 
 def load_legacy_torch(path: Path) -> dict[str, Any]:
+    """The checkpoint of a pre-zip ``torch.save`` file. Every one of its pickles is read by
+    the restricted unpickler: any of them could otherwise run code."""
     with path.open("rb") as file:
-        for _ in range(3):  # magic number, protocol version, system info
-            pickle.load(file)
         unpickler = _LegacyUnpickler(file)
+        if unpickler.load() != LEGACY_MAGIC:
+            raise pickle.UnpicklingError(f"{path.name} is not a legacy torch.save file")
+        unpickler.load()  # protocol version
+        unpickler.load()  # system info
         checkpoint = unpickler.load()
-        for key in pickle.load(file):
+        for key in unpickler.load():
             storage = unpickler.storages[key]
             (count,) = struct.unpack("<q", file.read(8))
             size = count * np.dtype(storage.dtype).itemsize
@@ -280,18 +288,27 @@ def speakers(samples: np.ndarray, words: list[Word], max_speakers: int) -> list[
         speech = frames[first:last][voiced[first:last]]
         spans.append(speech if len(speech) >= 20 else frames[first:last])
         lengths.append(len(speech) / 100)
-    vectors_array = encoder().embed_stretches(spans)
+    return assign(words, groups, encoder().embed_stretches(spans), lengths, max_speakers)
+
+
+def assign(
+    words: list[Word],
+    groups: list[list[int]],
+    vectors: np.ndarray,
+    lengths: list[float],
+    max_speakers: int,
+) -> list[int]:
+    """Per word, a speaker number from its stretch's voice vector and seconds of speech:
+    long stretches are clustered, short ones join the nearest speaker."""
     long_enough = [i for i, length in enumerate(lengths) if length >= MIN_CLUSTERED_SECONDS]
     if not long_enough:
         long_enough = [int(np.argmax(lengths))]
-    clustered = dict(
-        zip(long_enough, cluster(vectors_array[long_enough], max_speakers), strict=True)
-    )
+    clustered = dict(zip(long_enough, cluster(vectors[long_enough], max_speakers), strict=True))
     members = [
         [i for i, k in clustered.items() if k == cluster_id]
         for cluster_id in range(max(clustered.values()) + 1)
     ]
-    similarity = vectors_array @ np.stack([vectors_array[m].mean(axis=0) for m in members]).T
+    similarity = vectors @ np.stack([vectors[m].mean(axis=0) for m in members]).T
     group_labels: list[int] = []
     for index, group in enumerate(groups):
         if index in clustered:

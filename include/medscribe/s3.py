@@ -59,16 +59,19 @@ def parse_uri(uri: str) -> S3Object:
 
 
 def output_key(job_name: str, requested: str | None) -> str:
-    """``OutputKey`` as AWS reads it: a key, or a folder when it ends in a slash.
+    """The transcript's key for ``OutputKey``, as AWS documents it.
 
-    Raises ValueError for a key that could not be written as given.
+    A key ending in ``.json`` is the file itself; any other (``my-transcript``,
+    ``test-files/my-transcript``, ``folder/``) is a folder that gets ``<job>.json``. S3 has
+    no folders to create: the key alone makes them. Raises ValueError for a key that could
+    not be written as given.
     """
     if not requested:
         key = f"medical/{job_name}.json"
-    elif requested.endswith("/"):
-        key = f"{requested}{job_name}.json"
+    elif requested.endswith(".json"):
+        key = requested
     else:
-        key = requested if requested.endswith(".json") else f"{requested}.json"
+        key = f"{requested.removesuffix('/')}/{job_name}.json"
     if any(segment in (".", "..") for segment in key.split("/")):
         raise ValueError("OutputKey must not contain '.' or '..' path segments")
     if len(key.encode()) > MAX_KEY_BYTES:

@@ -40,7 +40,8 @@ class StartMedicalTranscriptionJobOperator(AwsBaseOperator[TranscribeMedicalHook
     :param type: ``DICTATION`` or ``CONVERSATION``. (templated)
     :param specialty: Medical specialty; AWS accepts ``PRIMARYCARE``. (templated)
     :param language_code: AWS accepts ``en-US``. (templated)
-    :param output_key: Key or prefix for the transcript instead of ``medical/<job>.json``. (templated)
+    :param output_key: As AWS reads it: a key ending in ``.json`` is the transcript's own key,
+        any other a folder for ``<job>.json``; default ``medical/<job>.json``. (templated)
     :param output_encryption_kms_key_id: KMS key for the transcript. (templated)
     :param kms_encryption_context: KMS encryption context map. (templated)
     :param media_format: ``wav``, ``flac``, ``mp3``, ...; detected when None. (templated)

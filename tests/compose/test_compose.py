@@ -19,10 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
+from prerequisites import missing
 
 ROOT = Path(__file__).resolve().parents[2]
+#: Set to 1 where Docker Compose is expected: its tests then fail instead of skipping.
+ASKED_BY = "MEDSCRIBE_TEST_COMPOSE"
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -123,7 +125,7 @@ def compose_cli() -> list[str] | None:
 def test_compose_validates_the_file_with_the_example_env() -> None:
     cli = compose_cli()
     if cli is None:
-        pytest.skip("no Docker Compose v2 CLI here (`docker compose version` fails)")
+        missing("no Docker Compose v2 CLI here (`docker compose version` fails)", ASKED_BY)
     result = subprocess.run(
         [*cli, "-f", COMPOSE_FILE.name, "--env-file", ENV_EXAMPLE.name, "config", "-q"],
         cwd=ROOT,
@@ -313,9 +315,9 @@ def test_requirements_install_what_the_stack_runs() -> None:
         "apache-airflow-providers-celery": "the CeleryExecutor and `airflow celery worker`",
         "asyncpg": "Airflow 3's async engine on a postgresql metadata database",
     }
-    missing = {name: why for name, why in pending.items() if name not in listed}
-    if missing:
-        pytest.skip(f"requirements.txt lacks what the compose stack needs: {missing}")
+    lacking = {name: why for name, why in pending.items() if name not in listed}
+    if lacking:
+        missing(f"requirements.txt lacks what the compose stack needs: {lacking}", ASKED_BY)
 
 
 # --- (b) variables and secrets -------------------------------------------------------------
@@ -343,7 +345,7 @@ def test_env_file_is_git_ignored_and_the_example_is_not() -> None:
         return subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT).returncode == 0
 
     if shutil.which("git") is None or not (ROOT / ".git").exists():
-        pytest.skip("not a git checkout")
+        missing("this is not a git checkout", ASKED_BY)
     assert ignored(".env")
     assert not ignored(".env.example")
 

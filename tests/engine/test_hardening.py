@@ -24,11 +24,14 @@ from medscribe.api import MAX_BODY_BYTES, create_app
 from medscribe.backend import TranscribeBackend
 from medscribe.config import EngineConfig
 from medscribe.protocol import ServiceError
-from medscribe.s3 import S3Object, parse_uri
+from medscribe.s3 import S3Object, output_key, parse_uri
 from medscribe.store import JobStore
 from medscribe.worker import Worker
 
 ROOT = Path(__file__).resolve().parents[2]
+#: A ceiling for waits that end in well under a second on an idle machine: reached only by a
+#: hang, never by a machine shared with other work.
+CEILING = 120.0
 
 
 def job_request(name: str, **extra) -> dict:
@@ -146,7 +149,7 @@ def test_worker_command_stops_on_a_burst_of_signals(tmp_path):
     processes = [subprocess.Popen(command, env=env) for _ in range(3)]
     try:
         for process in processes:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + CEILING
             while not catches_sigterm(process.pid):
                 assert time.monotonic() < deadline and process.poll() is None
                 time.sleep(0.05)
@@ -158,7 +161,7 @@ def test_worker_command_stops_on_a_burst_of_signals(tmp_path):
         # Exit 0, or killed by a later SIGTERM once the interpreter has restored the default
         # handler on its way out; never hanging.
         for process in processes:
-            assert process.wait(timeout=15) in (0, -signal.SIGTERM)
+            assert process.wait(timeout=CEILING) in (0, -signal.SIGTERM)
     finally:
         for process in processes:
             process.kill()
@@ -254,13 +257,30 @@ def test_media_past_the_limits_fails_before_recognition(stack, dictation, databa
 
 
 @pytest.mark.parametrize(
-    ("output_key", "fragment"),
+    ("requested", "fragment"),
     [("../other-clinic/x", "'..'"), ("notes/./x", "'.'"), ("x" * 1020 + "/", "1024 bytes")],
 )
-def test_unusable_output_key_is_refused_at_start(api, output_key, fragment):
-    response = call(api, "StartMedicalTranscriptionJob", job_request("k", OutputKey=output_key))
+def test_unusable_output_key_is_refused_at_start(api, requested, fragment):
+    response = call(api, "StartMedicalTranscriptionJob", job_request("k", OutputKey=requested))
     assert response.status_code == 400
     assert fragment in response.json()["Message"]
+
+
+# AWS's own OutputKey examples: only a key ending in .json names the file itself; any other
+# is a folder (created by writing the key) that holds <job>.json.
+@pytest.mark.parametrize(
+    ("requested", "expected"),
+    [
+        (None, "medical/my-first-transcription.json"),
+        ("my-transcript.json", "my-transcript.json"),
+        ("test-files/my-transcript.json", "test-files/my-transcript.json"),
+        ("my-transcript", "my-transcript/my-first-transcription.json"),
+        ("test-files/my-transcript", "test-files/my-transcript/my-first-transcription.json"),
+        ("folder/", "folder/my-first-transcription.json"),
+    ],
+)
+def test_output_key_is_read_as_aws_documents_it(requested, expected):
+    assert output_key("my-first-transcription", requested) == expected
 
 
 # Also: S3 URIs in every form AWS accepts; an illegal bucket name is the client's error.
@@ -302,7 +322,7 @@ def test_access_log_keeps_no_query_strings(stack):
     with urllib.request.urlopen(f"{url}/health?{query}") as response:
         assert response.status == 200
     log = stack.state / "engine.log"
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + CEILING
     while "GET /health HTTP" not in log.read_text():
         assert time.monotonic() < deadline
         time.sleep(0.2)

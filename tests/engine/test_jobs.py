@@ -106,6 +106,29 @@ def test_items_have_aws_shape_timings_and_confidences(stack, completed, dictatio
         assert alternative["content"].strip() == alternative["content"] != ""
 
 
+def test_output_key_places_the_transcript_where_aws_does(stack, dictation):
+    """AWS's examples: a key without .json is a folder that gets <job>.json; with .json, the file."""
+    transcribe, s3 = stack.client("transcribe"), stack.client("s3")
+    uri = upload(stack, dictation("Follow up in two weeks."), "notes/output-key.wav")
+    expected = {
+        "my-first-transcription": (
+            "test-files/my-transcript",
+            "test-files/my-transcript/my-first-transcription.json",
+        ),
+        "my-second-transcription": (
+            "test-files/my-transcript.json",
+            "test-files/my-transcript.json",
+        ),
+    }
+    for name, (requested, _) in expected.items():
+        start(transcribe, name, uri, OutputKey=requested)
+    for name, (_, key) in expected.items():
+        job = wait(transcribe, name)
+        assert job["Transcript"]["TranscriptFileUri"].endswith(f"/transcripts/{key}")
+        assert transcript_of(stack, job)["jobName"] == name
+    assert s3.list_objects_v2(Bucket="transcripts", Prefix="test-files/")["KeyCount"] == 2
+
+
 def test_duplicate_name_is_a_conflict(stack, completed):
     _, _, transcribe = completed
     with pytest.raises(ClientError) as error:

@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import local_stack
@@ -22,7 +22,12 @@ import pytest
 import sqlalchemy as sa
 
 from cluster.postgres import Server, own, shut_down
+from medscribe.config import EngineConfig
 from medscribe.store import DuplicateName, JobStore, QueueFull, jobs
+from medscribe.worker import Worker
+
+#: How long a test waits for something that takes a fraction of a second on an idle machine.
+CEILING = 120.0
 
 
 class RunningPostgres:
@@ -139,14 +144,16 @@ def test_a_job_being_claimed_elsewhere_is_skipped_not_waited_for(postgres):
     store = JobStore(postgres.new_database())
     store.create_job("held", {"Media": {}}, now=0.0)
     store.create_job("free", {"Media": {}}, now=1.0)
-    with store.engine.connect() as other:
+    with ThreadPoolExecutor(1) as pool, store.engine.connect() as other:
         other.execute(sa.select(jobs.c.name).where(jobs.c.name == "held").with_for_update())
-        started = time.monotonic()
-        job = store.claim_job("w", now=2.0, lease_seconds=5, max_attempts=3)
-        waited = time.monotonic() - started
+        claim = pool.submit(store.claim_job, "w", now=2.0, lease_seconds=5, max_attempts=3)
+        # Waiting behind the lock would never end while the lock is held: the claim must
+        # return before it is released, however slowly this machine runs.
+        done, _ = wait([claim], timeout=CEILING)
         other.rollback()
+    assert done, f"the claim did not return in {CEILING}s while another held a row"
+    job = claim.result()
     assert job is not None and job.name == "free"
-    assert waited < 5, f"the claim waited {waited:.1f}s behind a locked row"
     assert store.claim_job("w", now=3.0, lease_seconds=5, max_attempts=3).name == "held"
 
 
@@ -178,3 +185,113 @@ def test_active_job_limit_holds_when_starts_race(store):
     with ThreadPoolExecutor(20) as pool:
         admitted = sum(pool.map(start, range(20)))
     assert admitted == 5 and store.count_active() == 5
+
+
+# --- the worker's lease renewal -------------------------------------------------------------
+
+
+def lease_of(store: JobStore, name: str) -> tuple[str | None, float | None]:
+    query = sa.select(jobs.c.lease_owner, jobs.c.lease_expires).where(jobs.c.name == name)
+    with store.engine.connect() as conn:
+        owner, expires = conn.execute(query).one()
+    return owner, expires
+
+
+def eventually(condition, what: str) -> None:
+    """Wait for ``condition`` with a ceiling that only a hang reaches."""
+    deadline = time.monotonic() + CEILING
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {CEILING:.0f}s"
+        time.sleep(0.02)
+
+
+def worker_on(store: JobStore, lease_seconds: float) -> Worker:
+    """A worker with a store of its own on the same database, as another process has."""
+    url = store.engine.url.render_as_string(hide_password=False)
+    return Worker(EngineConfig(lease_seconds=lease_seconds), JobStore(url), recognizer=None)
+
+
+def held_open(worker: Worker, uri: str) -> tuple[threading.Event, threading.Event]:
+    """The worker's jobs run until ``release`` is set (no recognition: the lease is under
+    test, not the speech); ``running`` is set once one has started."""
+    running, release = threading.Event(), threading.Event()
+
+    def transcribe(job):
+        running.set()
+        assert release.wait(CEILING)
+        return {"status": "COMPLETED", "transcript_uri": uri}
+
+    worker.transcribe = transcribe
+    return running, release
+
+
+def test_a_job_longer_than_its_lease_keeps_it(store):
+    store.create_job("long", {"Media": {}}, now=time.time())
+    worker = worker_on(store, lease_seconds=0.6)
+    running, release = held_open(worker, "s3://out/long.json")
+    runner = threading.Thread(target=worker.run_one)
+    runner.start()
+    try:
+        assert running.wait(CEILING)
+        owner, first_expiry = lease_of(store, "long")
+        assert owner == worker.id
+        # The job outlives its first lease twice over, renewed all along...
+        eventually(lambda: lease_of(store, "long")[1] >= first_expiry + 1.2, "lease renewed")
+        # ...so a worker claiming after the first lease would have run out finds nothing.
+        assert store.claim_job("other", first_expiry + 0.6, 60, 3) is None
+    finally:
+        release.set()
+        runner.join()
+    job = store.get_job("long")
+    assert job.status == "COMPLETED" and job.attempts == 1
+    assert job.transcript_uri == "s3://out/long.json"
+    assert lease_of(store, "long") == (None, None)
+
+
+def test_a_stalled_renewal_lets_another_worker_take_over_and_only_one_completes(
+    store, monkeypatch, caplog
+):
+    store.create_job("stuck", {"Media": {}}, now=time.time())
+    stale = worker_on(store, lease_seconds=0.5)
+    stalled, unstall = threading.Event(), threading.Event()
+    renew = stale.store.renew_lease
+
+    def stalled_renewal(*args):
+        stalled.set()
+        assert unstall.wait(CEILING)
+        return renew(*args)
+
+    monkeypatch.setattr(stale.store, "renew_lease", stalled_renewal)
+    stale_running, stale_release = held_open(stale, "s3://out/stale.json")
+    fresh = worker_on(store, lease_seconds=60)
+    fresh_running, fresh_release = held_open(fresh, "s3://out/fresh.json")
+    threads = [
+        threading.Thread(target=stale.run_one),
+        # Polls until the stale lease runs out and the job can be claimed.
+        threading.Thread(target=eventually, args=(fresh.run_one, "job taken over")),
+    ]
+    threads[0].start()
+    try:
+        assert stale_running.wait(CEILING) and stalled.wait(CEILING)
+        threads[1].start()
+        assert fresh_running.wait(CEILING)
+        assert lease_of(store, "stuck")[0] == fresh.id
+        # The stale worker comes back and finishes first: its renewal and result are refused.
+        unstall.set()
+        stale_release.set()
+        threads[0].join()
+        job = store.get_job("stuck")
+        assert job.status == "IN_PROGRESS" and job.transcript_uri is None
+        assert "taken over" in caplog.text
+        fresh_release.set()
+        threads[1].join()
+    finally:
+        unstall.set()
+        stale_release.set()
+        fresh_release.set()
+        for thread in threads:
+            if thread.ident is not None:  # started
+                thread.join()
+    job = store.get_job("stuck")
+    assert job.status == "COMPLETED" and job.attempts == 2
+    assert job.transcript_uri == "s3://out/fresh.json"

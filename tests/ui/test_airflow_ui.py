@@ -16,13 +16,13 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import local_stack
 import pytest
+from prerequisites import missing
 
 from medical_transcribe.hooks import TranscribeMedicalHook
-
-playwright = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = "/usr/bin/chromium"
 DAG_ID = "nightly_medical_transcription"
@@ -53,13 +53,24 @@ WIDGETS = {
     "dry_run": "[data-scope=switch] input[type=checkbox]",
 }
 
-pytestmark = [
-    pytest.mark.skipif(
-        not os.environ.get("MEDSCRIBE_TEST_UI"),
-        reason="starts Airflow's servers and a browser (minutes); CI sets MEDSCRIBE_TEST_UI=1",
-    ),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no Debian chromium (apt)"),
-]
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("MEDSCRIBE_TEST_UI"),
+    reason="starts Airflow's servers and a browser (minutes); CI sets MEDSCRIBE_TEST_UI=1",
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sync_api() -> ModuleType:
+    """Playwright's sync API and Chromium, checked before any server starts."""
+    try:
+        from playwright import sync_api
+    except ImportError:
+        missing("Playwright is not installed (requirements-dev.txt)", "MEDSCRIBE_TEST_UI")
+    if not Path(CHROMIUM).exists():
+        missing(
+            f"there is no Chromium at {CHROMIUM} (apt-get install chromium)", "MEDSCRIBE_TEST_UI"
+        )
+    return sync_api
 
 
 @dataclass
@@ -133,10 +144,10 @@ def airflow(stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator:
+def browser(sync_api: ModuleType) -> Iterator:
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True)
-    with playwright.sync_playwright() as driver:
+    with sync_api.sync_playwright() as driver:
         chromium = driver.chromium.launch(
             executable_path=CHROMIUM,
             args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
