@@ -36,6 +36,7 @@ from airflow.task.trigger_rule import TriggerRule
 # and wait tasks of a big night need none of it.
 from medical_transcribe import alerts
 from medical_transcribe.links import REPORT_URL_KEY, RunReportLink
+from medical_transcribe.naming import PHI_SAFE_NAMES
 from medical_transcribe.operators import StartMedicalTranscriptionJobOperator
 from medical_transcribe.sensors import MedicalTranscriptionJobSensor
 
@@ -49,8 +50,6 @@ POLL_SECONDS = int(os.environ.get("MEDICAL_TRANSCRIBE_POLL_SECONDS", "30"))
 #: Airflow refuses to expand a mapped task past [core] max_map_length, so one run takes at
 #: most that many files; a bigger night goes on in follow-up runs (``continue_night``).
 MAX_FILES = conf.getint("core", "max_map_length")
-#: Job names and logs carry a hash instead of the S3 key (keys can hold patient identifiers).
-PHI_SAFE_NAMES = os.environ.get("MEDICAL_TRANSCRIBE_PHI_SAFE_NAMES", "1") != "0"
 
 
 @dag(
@@ -189,7 +188,6 @@ def nightly_medical_transcription() -> None:
             settings=settings,
             max_files=params["max_files"],
             identify_phi=params["identify_phi"],
-            phi_safe=PHI_SAFE_NAMES,
         )
         get_current_context()["ti"].xcom_push("skipped", skipped)
         print(f"{len(pending)} file(s) to transcribe; skipped: {skipped}")

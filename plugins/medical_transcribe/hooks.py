@@ -19,8 +19,6 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from medical_transcribe.naming import job_name_for
-
 #: botocore's own MedicalTranscriptionJobCompleted waiter: COMPLETED succeeds, FAILED is terminal.
 JOB_COMPLETE_WAITER = "medical_transcription_job_completed"
 # JMESPath queries logged while waiting; FailureReason makes a failure explain itself.
@@ -61,8 +59,6 @@ class TranscribeMedicalHook(AwsBaseHook):
         ``LimitExceededException``.
     :param quota_retry_max_delay: Upper bound in seconds of one wait between those attempts.
     """
-
-    job_name_for = staticmethod(job_name_for)
 
     def __init__(
         self,

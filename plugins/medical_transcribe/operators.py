@@ -15,6 +15,7 @@ from medical_transcribe.hooks import (
     MedicalTranscriptionJobFailedError,
     TranscribeMedicalHook,
 )
+from medical_transcribe.naming import job_name_for
 from medical_transcribe.triggers import (
     MedicalTranscriptionJobCompletedTrigger,
     job_name_from_event,
@@ -31,8 +32,11 @@ class StartMedicalTranscriptionJobOperator(AwsBaseOperator[TranscribeMedicalHook
     """
     Start an Amazon Transcribe Medical batch job for one media file; return its name.
 
-    Without ``job_name`` the name is derived from the media's bucket, key, current ETag and
-    ``settings``, so a retried or re-run task adopts the job it started before.
+    Without ``job_name`` the name is the one the nightly listing gives the file (the media's
+    bucket, key and current ETag, ``type``, ``specialty``, ``settings`` and
+    ``content_identification_type``; a hash alone unless ``MEDICAL_TRANSCRIBE_PHI_SAFE_NAMES=0``),
+    so a retried or re-run task adopts the job it started before, and the listing counts a
+    file transcribed this way as transcribed.
 
     :param media_file_uri: ``s3://bucket/key`` of the audio. (templated)
     :param output_bucket_name: Bucket for the transcript JSON. (templated)
@@ -177,7 +181,15 @@ class StartMedicalTranscriptionJobOperator(AwsBaseOperator[TranscribeMedicalHook
         head = s3_hook.head_object(key=key, bucket_name=bucket)
         if head is None:
             raise AirflowException(f"Media {self.media_file_uri} does not exist.")
-        return self.hook.job_name_for(bucket, key, head["ETag"], self.settings)
+        return job_name_for(
+            bucket,
+            key,
+            head["ETag"],
+            type=self.type,
+            specialty=self.specialty,
+            settings=self.settings,
+            content_identification_type=self.content_identification_type,
+        )
 
     def _request(self, name: str) -> dict[str, Any]:
         request = {

@@ -24,7 +24,7 @@ from botocore.validate import ParamValidator
 
 from medical_transcribe import media, report
 from medical_transcribe.hooks import TranscribeMedicalHook
-from medical_transcribe.naming import job_name_for, key_label
+from medical_transcribe.naming import PHI_SAFE_NAMES, job_name_for, key_label
 from medical_transcribe.tables import (
     ALTERNATIVES_TABLE,
     ITEMS_TABLE,
@@ -180,7 +180,7 @@ def list_pending(
     settings: dict[str, Any],
     max_files: int,
     identify_phi: bool = False,
-    phi_safe: bool = True,
+    phi_safe: bool = PHI_SAFE_NAMES,
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """
     Small descriptors, one per audio object still needing a transcript, and skip counts.
@@ -198,9 +198,6 @@ def list_pending(
     transcribed = set(s3.list_keys(bucket_name=output_bucket, prefix=TRANSCRIPT_PREFIX))
     failed = TranscribeMedicalHook(aws_conn_id=aws_conn_id).job_names(status="FAILED")
     content_identification = "PHI" if identify_phi else None
-    identity = {"Type": job_type, "Specialty": specialty, **settings}
-    if content_identification:
-        identity["ContentIdentificationType"] = content_identification
     pending: list[dict[str, Any]] = []
     skipped = dict.fromkeys(
         ("not_audio", "already_transcribed", "failed_before", "left_for_next_run"), 0
@@ -214,7 +211,11 @@ def list_pending(
             log.info("skipping %s: not audio", key_label(input_bucket, key, phi_safe))
             skipped["not_audio"] += 1
             continue
-        name = job_name_for(input_bucket, key, obj["ETag"], identity, phi_safe=phi_safe)
+        name = job_name_for(
+            input_bucket, key, obj["ETag"], type=job_type, specialty=specialty,
+            settings=settings, content_identification_type=content_identification,
+            phi_safe=phi_safe,
+        )  # fmt: skip
         if transcript_key(name) in transcribed:
             skipped["already_transcribed"] += 1
             continue

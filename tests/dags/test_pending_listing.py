@@ -11,8 +11,7 @@ import pytest
 from medical_transcribe import pipeline
 from medical_transcribe.hooks import MedicalTranscriptionJobFailedError, TranscribeMedicalHook
 from medical_transcribe.naming import job_name_for
-
-IDENTITY = {"Type": "DICTATION", "Specialty": "PRIMARYCARE"}
+from medical_transcribe.operators import StartMedicalTranscriptionJobOperator
 
 
 @pytest.fixture
@@ -37,7 +36,9 @@ def test_pending_skips_transcribed_and_failed_without_per_object_calls(stack, mo
     for index in range(30):
         key = f"night/{index:02d}.wav"
         etag = s3.put_object(Bucket="listing-in", Key=key, Body=b"audio")["ETag"]
-        names[key] = job_name_for("listing-in", key, etag, IDENTITY)
+        names[key] = job_name_for(
+            "listing-in", key, etag, type="DICTATION", specialty="PRIMARYCARE", phi_safe=False
+        )
     s3.put_object(Bucket="listing-in", Key="night/notes.txt", Body=b"not audio")
     transcribed = [f"night/{index:02d}.wav" for index in range(10)]
     for key in transcribed:
@@ -80,3 +81,24 @@ def test_pending_skips_transcribed_and_failed_without_per_object_calls(stack, mo
     pending, skipped = pipeline.list_pending(**listing)
     assert names[failed[0]] in [d["job_name"] for d in pending]
     assert skipped["failed_before"] == 1
+
+
+def test_a_file_the_operator_transcribed_alone_counts_as_transcribed(stack, monkeypatch, dictation):
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", local_stack.airflow_connection(stack.env))
+    s3 = stack.client("s3")
+    for bucket in ("alone-in", "alone-out"):
+        s3.create_bucket(Bucket=bucket)
+    s3.upload_file(str(dictation("Blood pressure is well controlled.")), "alone-in", "in/a.wav")
+    StartMedicalTranscriptionJobOperator(
+        task_id="alone", media_file_uri="s3://alone-in/in/a.wav", output_bucket_name="alone-out",
+        content_identification_type="PHI", deferrable=False, waiter_delay=1,
+    ).execute({})  # fmt: skip
+
+    pending, skipped = pipeline.list_pending(
+        aws_conn_id="aws_default", input_bucket="alone-in", input_prefix="in/",
+        output_bucket="alone-out", job_type="DICTATION", specialty="PRIMARYCARE", settings={},
+        max_files=10, identify_phi=True,
+    )  # fmt: skip
+
+    assert pending == []
+    assert skipped["already_transcribed"] == 1

@@ -15,7 +15,10 @@ def name(**overrides) -> str:
         "bucket": "audio",
         "key": "inbox/visit 01.wav",
         "etag": '"abc"',
+        "type": "DICTATION",
+        "specialty": "PRIMARYCARE",
         "settings": SETTINGS,
+        "phi_safe": False,
     }
     return job_name_for(**{**args, **overrides})
 
@@ -25,6 +28,13 @@ def test_same_inputs_same_name():
     assert name().startswith("inbox-visit-01.wav-")
 
 
+def test_names_of_nights_already_transcribed_stay_the_same():
+    # As the listing named these jobs before the operator shared its function: a name that
+    # changed would transcribe every file of those nights again.
+    assert name() == "inbox-visit-01.wav-7e6e18d9f8655090"
+    assert name(content_identification_type="PHI", phi_safe=True) == "media-a2800477799b7874"
+
+
 @pytest.mark.parametrize(
     "change",
     [
@@ -32,6 +42,8 @@ def test_same_inputs_same_name():
         {"bucket": "other"},
         {"key": "inbox/visit 02.wav"},
         {"settings": {}},
+        {"type": "CONVERSATION"},
+        {"content_identification_type": "PHI"},
     ],
 )
 def test_anything_that_changes_the_transcript_changes_the_name(change):

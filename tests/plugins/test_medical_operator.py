@@ -32,9 +32,13 @@ def operator(media: dict, **kwargs) -> StartMedicalTranscriptionJobOperator:
     return StartMedicalTranscriptionJobOperator(**params)
 
 
-def test_derives_the_name_from_media_etag_and_settings(media):
+def test_derives_the_name_the_listing_gives_the_file(media):
     name = operator(media, settings=SETTINGS, type="CONVERSATION").execute({})
-    assert name == job_name_for(media["bucket"], media["key"], media["etag"], SETTINGS)
+    assert name == job_name_for(
+        media["bucket"], media["key"], media["etag"],
+        type="CONVERSATION", specialty="PRIMARYCARE", settings=SETTINGS,
+    )  # fmt: skip
+    assert name.startswith("media-")  # PHI-safe by default, like the listing
     job = TranscribeMedicalHook().get_job(name)
     assert job["Type"] == "CONVERSATION"
     assert job["Specialty"] == "PRIMARYCARE"
@@ -119,7 +123,9 @@ def test_defers_by_default_when_waiting(media):
     assert isinstance(trigger, MedicalTranscriptionJobCompletedTrigger)
     assert deferred.value.method_name == "execute_complete"
     _, kwargs = trigger.serialize()
-    assert kwargs["job_name"] == job_name_for(media["bucket"], media["key"], media["etag"], None)
+    assert kwargs["job_name"] == job_name_for(
+        media["bucket"], media["key"], media["etag"], type="DICTATION", specialty="PRIMARYCARE"
+    )
     assert (kwargs["waiter_delay"], kwargs["waiter_max_attempts"]) == (7, 3)
 
 
