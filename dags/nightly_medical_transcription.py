@@ -31,10 +31,11 @@ from airflow.sdk import (
 )
 from airflow.task.trigger_rule import TriggerRule
 
-# medical_transcribe.pipeline (pandas, pyarrow, PyAV: seconds of CPU to import) is imported
-# in the tasks that use it: every task process parses this file, and the thousands of start
-# and wait tasks of a big night need none of it.
+# medical_transcribe.listing and .flatten (pandas, pyarrow, PyAV: seconds of CPU to import)
+# are imported in the tasks that use them: every task process parses this file, and the
+# thousands of start and wait tasks of a big night need none of it.
 from medical_transcribe import alerts
+from medical_transcribe.check_run import judge
 from medical_transcribe.links import REPORT_URL_KEY, RunReportLink
 from medical_transcribe.naming import PHI_SAFE_NAMES
 from medical_transcribe.operators import StartMedicalTranscriptionJobOperator
@@ -51,6 +52,240 @@ POLL_SECONDS = int(os.environ.get("MEDICAL_TRANSCRIBE_POLL_SECONDS", "30"))
 #: most that many files; a bigger night goes on in follow-up runs (``continue_night``).
 MAX_FILES = conf.getint("core", "max_map_length")
 
+#: What a run can be told, in the trigger form of the Airflow UI (README, "The Airflow UI").
+PARAMS = {
+    "input_bucket": Param(
+        "dictations", type="string", title="Input bucket", description="Bucket holding audio"
+    ),
+    "input_prefix": Param(
+        "inbox/", type="string", title="Input prefix", description="Prefix of pending audio"
+    ),
+    "output_bucket": Param(
+        "transcripts",
+        type="string",
+        title="Output bucket",
+        description="Bucket for transcripts, tables and run reports",
+    ),
+    "table_prefix": Param(
+        "tables",
+        type="string",
+        title="Table prefix",
+        description="Prefix of the Parquet tables and run reports",
+    ),
+    "type": Param(
+        "DICTATION",
+        enum=["DICTATION", "CONVERSATION"],
+        title="Type",
+        description="One clinician dictating, or a clinician-patient conversation",
+    ),
+    "specialty": Param(
+        "PRIMARYCARE",
+        enum=["PRIMARYCARE"],
+        title="Specialty",
+        description="Medical specialty (Transcribe Medical accepts PRIMARYCARE)",
+    ),
+    "vocabulary_name": Param(
+        None,
+        type=["null", "string"],
+        title="Vocabulary name",
+        description="A READY medical vocabulary, or empty for none",
+    ),
+    "channel_identification": Param(
+        False,
+        type="boolean",
+        title="Channel identification",
+        description="Transcribe each channel of two-channel audio apart",
+    ),
+    "show_speaker_labels": Param(
+        False,
+        type="boolean",
+        title="Show speaker labels",
+        description="Label who speaks (conversations); not with channel identification",
+    ),
+    "max_speaker_labels": Param(
+        2,
+        type="integer",
+        minimum=2,
+        maximum=30,
+        title="Max speaker labels",
+        description="Most speakers expected when speaker labels are on (2-30)",
+    ),
+    "max_alternatives": Param(
+        0,
+        type="integer",
+        minimum=0,
+        maximum=10,
+        title="Max alternatives",
+        description="Alternative transcriptions per segment (2-10), or 0 for none",
+    ),
+    "identify_phi": Param(
+        False,
+        type="boolean",
+        title="Identify PHI",
+        description="Label protected health information (PHI) in the transcripts",
+    ),
+    "max_files": Param(
+        min(500, MAX_FILES),
+        type="integer",
+        minimum=1,
+        maximum=MAX_FILES,
+        title="Max files",
+        description="Cap on files per run; a follow-up run takes the rest",
+    ),
+    "max_failed_fraction": Param(
+        0.0,
+        type="number",
+        minimum=0,
+        maximum=1,
+        title="Max failed fraction",
+        description="Share of files that may fail before the run fails (0: any failure)",
+    ),
+    "dry_run": Param(
+        False,
+        type="boolean",
+        title="Dry run",
+        description="List pending audio only; start no job, write no table",
+    ),
+}
+
+# Per file: start its job (not waiting), then wait for it deferred, each holding a pool
+# slot. A wait outranks every start, so the scheduler gives a slot a start frees to the
+# waits before another job starts (README, "Jobs in flight", has the one window where it
+# cannot). Waits only read the job, so retrying or clearing one never starts a second; a
+# job that FAILED, or a request AWS refuses, is not retried.
+START_AND_WAIT = {
+    "aws_conn_id": AWS_CONN_ID,
+    "pool": POOL,
+    "weight_rule": WeightRule.ABSOLUTE,
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+    "map_index_template": "{{ task.job_name }}",
+}
+
+
+@task
+def list_pending(params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Refuse bad inputs, then list the audio without a transcript (nothing on a dry run)."""
+    from medical_transcribe import listing  # here, not at the top: see the imports
+
+    settings = listing.job_settings(
+        params["vocabulary_name"],
+        params["channel_identification"],
+        params["max_speaker_labels"] if params["show_speaker_labels"] else None,
+        params["max_alternatives"],
+    )
+    listing.check_inputs(
+        aws_conn_id=AWS_CONN_ID,
+        input_bucket=params["input_bucket"],
+        input_prefix=params["input_prefix"],
+        output_bucket=params["output_bucket"],
+        table_prefix=params["table_prefix"],
+        settings=settings,
+    )
+    pending, skipped = listing.list_pending(
+        aws_conn_id=AWS_CONN_ID,
+        input_bucket=params["input_bucket"],
+        input_prefix=params["input_prefix"],
+        output_bucket=params["output_bucket"],
+        job_type=params["type"],
+        specialty=params["specialty"],
+        settings=settings,
+        max_files=params["max_files"],
+        identify_phi=params["identify_phi"],
+    )
+    get_current_context()["ti"].xcom_push("skipped", skipped)
+    print(f"{len(pending)} file(s) to transcribe; skipped: {skipped}")
+    for descriptor in pending:
+        source = "" if PHI_SAFE_NAMES else f"{descriptor['media_file_uri']} -> "
+        print(f"  {source}{descriptor['job_name']}")
+    return [] if params["dry_run"] else pending
+
+
+@task_group
+def transcribe(
+    job_name: str,
+    media_file_uri: str,
+    output_bucket_name: str,
+    type: str,
+    specialty: str,
+    settings: dict[str, Any] | None,
+    content_identification_type: str | None,
+) -> None:
+    """One file: start its job, then wait for it to end (its arguments: a descriptor)."""
+    started = StartMedicalTranscriptionJobOperator(
+        task_id="start",
+        job_name=job_name,
+        media_file_uri=media_file_uri,
+        output_bucket_name=output_bucket_name,
+        type=type,
+        specialty=specialty,
+        settings=settings,
+        content_identification_type=content_identification_type,
+        wait_for_completion=False,
+        priority_weight=1,
+        **START_AND_WAIT,
+    )
+    MedicalTranscriptionJobSensor(
+        task_id="wait",
+        job_name=started.output,
+        deferrable=True,
+        poke_interval=POLL_SECONDS,
+        priority_weight=2,
+        **START_AND_WAIT,
+    )
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE, multiple_outputs=False)
+def flatten(descriptors: list[dict[str, Any]] | None, params: dict[str, Any]) -> dict:
+    """Every file's outcome into the tables and the run report, failures included."""
+    if descriptors is None:
+        # list_pending failed and said why; check_run fails the run for it.
+        raise AirflowSkipException("no tables: list_pending did not finish")
+    if params["dry_run"]:
+        print("dry run: no tables written")
+        return {}
+    from medical_transcribe.flatten import flatten as write_tables
+
+    context = get_current_context()
+    run = context["dag_run"]
+    summary = write_tables(
+        descriptors,
+        aws_conn_id=AWS_CONN_ID,
+        output_bucket=params["output_bucket"],
+        table_prefix=params["table_prefix"],
+        run_id=run.run_id,
+        # Runs triggered without a logical date (API, assets) are dated when they ran.
+        run_date=(run.logical_date or run.run_after).isoformat(),
+        skipped=context["ti"].xcom_pull(task_ids="list_pending", key="skipped"),
+    )
+    context["ti"].xcom_push(REPORT_URL_KEY, summary["report_url"])
+    print(f"tables: {summary['tables']}\nrun report: {summary['report']}")
+    return summary
+
+
+@task
+def check_run(summary: dict[str, Any], params: dict[str, Any]) -> str:
+    """Fail the run when more files failed than ``max_failed_fraction`` allows."""
+    account = judge(summary, params["max_failed_fraction"]) if summary else "dry run"
+    print(account)
+    return account
+
+
+@task
+def follow_up(summary: dict[str, Any] | None, params: dict[str, Any]) -> dict[str, Any]:
+    """This run's params for a follow-up run, when files were left beyond ``max_files``.
+
+    Only a run that transcribed something hands on: a night that cannot make progress
+    stops (and fails, naming its files) instead of triggering itself forever.
+    """
+    left = (summary or {}).get("skipped", {}).get("left_for_next_run", 0)
+    if not left:
+        raise AirflowSkipException("no files left for a follow-up run")
+    if not summary["completed"]:
+        raise AirflowSkipException(f"{left} file(s) left, but this run transcribed none")
+    print(f"{left} file(s) left beyond max_files: a follow-up run takes them")
+    return params
+
 
 @dag(
     dag_id=DAG_ID,
@@ -64,238 +299,11 @@ MAX_FILES = conf.getint("core", "max_map_length")
     tags=["transcribe-medical"],
     doc_md=__doc__,
     on_failure_callback=alerts.failure_callbacks(),
-    params={
-        "input_bucket": Param(
-            "dictations", type="string", title="Input bucket", description="Bucket holding audio"
-        ),
-        "input_prefix": Param(
-            "inbox/", type="string", title="Input prefix", description="Prefix of pending audio"
-        ),
-        "output_bucket": Param(
-            "transcripts",
-            type="string",
-            title="Output bucket",
-            description="Bucket for transcripts, tables and run reports",
-        ),
-        "table_prefix": Param(
-            "tables",
-            type="string",
-            title="Table prefix",
-            description="Prefix of the Parquet tables and run reports",
-        ),
-        "type": Param(
-            "DICTATION",
-            enum=["DICTATION", "CONVERSATION"],
-            title="Type",
-            description="One clinician dictating, or a clinician-patient conversation",
-        ),
-        "specialty": Param(
-            "PRIMARYCARE",
-            enum=["PRIMARYCARE"],
-            title="Specialty",
-            description="Medical specialty (Transcribe Medical accepts PRIMARYCARE)",
-        ),
-        "vocabulary_name": Param(
-            None,
-            type=["null", "string"],
-            title="Vocabulary name",
-            description="A READY medical vocabulary, or empty for none",
-        ),
-        "channel_identification": Param(
-            False,
-            type="boolean",
-            title="Channel identification",
-            description="Transcribe each channel of two-channel audio apart",
-        ),
-        "show_speaker_labels": Param(
-            False,
-            type="boolean",
-            title="Show speaker labels",
-            description="Label who speaks (conversations); not with channel identification",
-        ),
-        "max_speaker_labels": Param(
-            2,
-            type="integer",
-            minimum=2,
-            maximum=30,
-            title="Max speaker labels",
-            description="Most speakers expected when speaker labels are on (2-30)",
-        ),
-        "max_alternatives": Param(
-            0,
-            type="integer",
-            minimum=0,
-            maximum=10,
-            title="Max alternatives",
-            description="Alternative transcriptions per segment (2-10), or 0 for none",
-        ),
-        "identify_phi": Param(
-            False,
-            type="boolean",
-            title="Identify PHI",
-            description="Label protected health information (PHI) in the transcripts",
-        ),
-        "max_files": Param(
-            min(500, MAX_FILES),
-            type="integer",
-            minimum=1,
-            maximum=MAX_FILES,
-            title="Max files",
-            description="Cap on files per run; a follow-up run takes the rest",
-        ),
-        "max_failed_fraction": Param(
-            0.0,
-            type="number",
-            minimum=0,
-            maximum=1,
-            title="Max failed fraction",
-            description="Share of files that may fail before the run fails (0: any failure)",
-        ),
-        "dry_run": Param(
-            False,
-            type="boolean",
-            title="Dry run",
-            description="List pending audio only; start no job, write no table",
-        ),
-    },
+    params=PARAMS,
 )
 def nightly_medical_transcription() -> None:
-    @task
-    def list_pending(params: dict[str, Any]) -> list[dict[str, Any]]:
-        from medical_transcribe import pipeline  # here, not at the top: see the imports
-
-        settings = pipeline.job_settings(
-            params["vocabulary_name"],
-            params["channel_identification"],
-            params["max_speaker_labels"] if params["show_speaker_labels"] else None,
-            params["max_alternatives"],
-        )
-        pipeline.check_inputs(
-            aws_conn_id=AWS_CONN_ID,
-            input_bucket=params["input_bucket"],
-            input_prefix=params["input_prefix"],
-            output_bucket=params["output_bucket"],
-            table_prefix=params["table_prefix"],
-            settings=settings,
-        )
-        pending, skipped = pipeline.list_pending(
-            aws_conn_id=AWS_CONN_ID,
-            input_bucket=params["input_bucket"],
-            input_prefix=params["input_prefix"],
-            output_bucket=params["output_bucket"],
-            job_type=params["type"],
-            specialty=params["specialty"],
-            settings=settings,
-            max_files=params["max_files"],
-            identify_phi=params["identify_phi"],
-        )
-        get_current_context()["ti"].xcom_push("skipped", skipped)
-        print(f"{len(pending)} file(s) to transcribe; skipped: {skipped}")
-        for descriptor in pending:
-            source = "" if PHI_SAFE_NAMES else f"{descriptor['media_file_uri']} -> "
-            print(f"  {source}{descriptor['job_name']}")
-        return [] if params["dry_run"] else pending
-
     pending = list_pending()
-
-    # Per file: start its job (not waiting), then wait for it deferred, each holding a pool
-    # slot. A wait outranks every start, so the scheduler gives a slot a start frees to the
-    # waits before another job starts (README, "Jobs in flight", has the one window where it
-    # cannot). Waits only read the job, so retrying or clearing one never starts a second; a
-    # job that FAILED, or a request AWS refuses, is not retried.
-    both = {
-        "aws_conn_id": AWS_CONN_ID,
-        "pool": POOL,
-        "weight_rule": WeightRule.ABSOLUTE,
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "map_index_template": "{{ task.job_name }}",
-    }
-
-    @task_group
-    def transcribe(
-        job_name: str,
-        media_file_uri: str,
-        output_bucket_name: str,
-        type: str,
-        specialty: str,
-        settings: dict[str, Any] | None,
-        content_identification_type: str | None,
-    ) -> None:
-        """One file: start its job, then wait for it to end (its arguments: a descriptor)."""
-        started = StartMedicalTranscriptionJobOperator(
-            task_id="start",
-            job_name=job_name,
-            media_file_uri=media_file_uri,
-            output_bucket_name=output_bucket_name,
-            type=type,
-            specialty=specialty,
-            settings=settings,
-            content_identification_type=content_identification_type,
-            wait_for_completion=False,
-            priority_weight=1,
-            **both,
-        )
-        MedicalTranscriptionJobSensor(
-            task_id="wait",
-            job_name=started.output,
-            deferrable=True,
-            poke_interval=POLL_SECONDS,
-            priority_weight=2,
-            **both,
-        )
-
     transcribed = transcribe.expand_kwargs(pending)
-
-    @task(trigger_rule=TriggerRule.ALL_DONE, multiple_outputs=False)
-    def flatten(descriptors: list[dict[str, Any]] | None, params: dict[str, Any]) -> dict:
-        if descriptors is None:
-            # list_pending failed and said why; check_run fails the run for it.
-            raise AirflowSkipException("no tables: list_pending did not finish")
-        if params["dry_run"]:
-            print("dry run: no tables written")
-            return {}
-        from medical_transcribe import pipeline
-
-        context = get_current_context()
-        run = context["dag_run"]
-        summary = pipeline.flatten(
-            descriptors,
-            aws_conn_id=AWS_CONN_ID,
-            output_bucket=params["output_bucket"],
-            table_prefix=params["table_prefix"],
-            run_id=run.run_id,
-            # Runs triggered without a logical date (API, assets) are dated when they ran.
-            run_date=(run.logical_date or run.run_after).isoformat(),
-            skipped=context["ti"].xcom_pull(task_ids="list_pending", key="skipped"),
-        )
-        context["ti"].xcom_push(REPORT_URL_KEY, summary["report_url"])
-        print(f"tables: {summary['tables']}\nrun report: {summary['report']}")
-        return summary
-
-    @task
-    def check_run(summary: dict[str, Any], params: dict[str, Any]) -> str:
-        from medical_transcribe import pipeline
-
-        account = pipeline.judge(summary, params["max_failed_fraction"]) if summary else "dry run"
-        print(account)
-        return account
-
-    @task
-    def follow_up(summary: dict[str, Any] | None, params: dict[str, Any]) -> dict[str, Any]:
-        """This run's params for a follow-up run, when files were left beyond ``max_files``.
-
-        Only a run that transcribed something hands on: a night that cannot make progress
-        stops (and fails, naming its files) instead of triggering itself forever.
-        """
-        left = (summary or {}).get("skipped", {}).get("left_for_next_run", 0)
-        if not left:
-            raise AirflowSkipException("no files left for a follow-up run")
-        if not summary["completed"]:
-            raise AirflowSkipException(f"{left} file(s) left, but this run transcribed none")
-        print(f"{left} file(s) left beyond max_files: a follow-up run takes them")
-        return params
-
     summary = flatten(pending)
     verdict = check_run(summary)
     # Queued behind this run (max_active_runs=1), with the same params.

@@ -26,6 +26,8 @@ JOB_STATUS_QUERIES = [
     "MedicalTranscriptionJob.TranscriptionJobStatus",
     "MedicalTranscriptionJob.FailureReason",
 ]
+#: How the service answers a job or vocabulary name it does not know (AWS says BadRequest).
+UNKNOWN_NAME_ERRORS = frozenset({"BadRequestException", "NotFoundException"})
 # botocore's standard mode backs off on ThrottlingException; the default legacy mode barely does.
 _DEFAULT_RETRIES = {"mode": "standard", "max_attempts": 10}
 
@@ -119,6 +121,15 @@ class TranscribeMedicalHook(AwsBaseHook):
         return self.conn.get_medical_transcription_job(MedicalTranscriptionJobName=name)[
             "MedicalTranscriptionJob"
         ]
+
+    def find_job(self, name: str) -> dict[str, Any] | None:
+        """The job's description, or None when the service knows no job of that name."""
+        try:
+            return self.get_job(name)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in UNKNOWN_NAME_ERRORS:
+                return None
+            raise
 
     def job_names(self, status: str) -> set[str]:
         """Names of every job in ``status``, page by page (ListMedicalTranscriptionJobs)."""

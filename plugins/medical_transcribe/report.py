@@ -11,6 +11,8 @@ from typing import Any
 
 import pandas as pd
 
+from medical_transcribe.tables import LOW_CONFIDENCE
+
 #: The folder under the table prefix that holds the reports, beside the tables.
 REPORTS = "run_reports"
 CONTENT_TYPE = "text/html; charset=utf-8"
@@ -95,7 +97,7 @@ def render(
 <th>seconds</th><th>words</th><th>mean confidence</th></tr>{files}</table>
 <h2>Word confidence</h2>{_histogram(confidences)}
 <h2>Lowest confidence</h2>
-<table><tr><th>audio</th><th>mean confidence</th><th>words below 0.5</th></tr>{lowest}</table>
+<table><tr><th>audio</th><th>mean confidence</th><th>words below {LOW_CONFIDENCE}</th></tr>{lowest}</table>
 <h2>Tables</h2><ul>{tables}</ul>
 <p>Links are signed and work for 7 days; the objects stay in S3.</p>
 </body></html>

@@ -4,8 +4,10 @@ Flatten AWS-shaped medical transcripts into typed tables and stream them to Parq
 ``transcript_items`` has one row per transcript item; ``transcription_jobs`` one row per job,
 failures included; ``phi_entities`` one row per PHI entity of a job that asked for them, with
 the range of items it covers, so a redaction is a join; ``transcript_alternatives`` one row
-per alternative reading of a segment, rank 1 the best. Each table has a fixed Arrow schema, so column types stay the same for an
-empty night or a column that happens to be all null, and DuckDB, Athena and pandas agree.
+per alternative reading of a segment, rank 1 the best. Each table has a fixed Arrow schema, so
+column types stay the same for an empty night or a column that happens to be all null, and
+DuckDB, Athena and pandas agree. No I/O but the sinks it is given: where they go is the
+caller's business.
 """
 
 from __future__ import annotations
@@ -18,9 +20,6 @@ from typing import IO, Any, Self
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-from medical_transcribe.naming import slugify
 
 ITEMS_TABLE = "transcript_items"
 JOBS_TABLE = "transcription_jobs"
@@ -101,6 +100,8 @@ SCHEMAS = {
     PHI_TABLE: PHI_SCHEMA,
     ALTERNATIVES_TABLE: ALTERNATIVES_SCHEMA,
 }
+#: Words below this confidence count as low-confidence in ``transcription_jobs``.
+LOW_CONFIDENCE = 0.5
 #: Item times are rounded to milliseconds; an entity covers the items inside its times.
 _TIME_SLACK = 0.002
 
@@ -109,7 +110,7 @@ Transcript = Mapping[str, Any]
 Sink = str | os.PathLike[str] | IO[bytes]
 
 
-def _as_date(value: date | datetime | str) -> date:
+def as_date(value: date | datetime | str) -> date:
     return pd.Timestamp(value).date()
 
 
@@ -314,54 +315,6 @@ def _records(
         }
 
 
-def _frame(
-    table: str,
-    pairs: Iterable[tuple[Job, Transcript | None]],
-    run_id: str,
-    run_date: date | datetime | str,
-    low_confidence_threshold: float = 0.5,
-) -> pd.DataFrame:
-    run = {"run_id": run_id, "run_date": _as_date(run_date)}
-    records = _records(pairs, run, low_confidence_threshold)
-    rows = [row for tables in records for row in tables[table]]
-    return pa.Table.from_pylist(rows, schema=SCHEMAS[table]).to_pandas()
-
-
-def frames(
-    pairs: Iterable[tuple[Job, Transcript | None]],
-    *,
-    run_id: str,
-    run_date: date | datetime | str,
-    low_confidence_threshold: float = 0.5,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Both tables in memory as pandas DataFrames, for small batches and inspection."""
-    pairs = list(pairs)
-    return (
-        _frame(ITEMS_TABLE, pairs, run_id, run_date, low_confidence_threshold),
-        _frame(JOBS_TABLE, pairs, run_id, run_date, low_confidence_threshold),
-    )
-
-
-def phi_frame(
-    pairs: Iterable[tuple[Job, Transcript | None]],
-    *,
-    run_id: str,
-    run_date: date | datetime | str,
-) -> pd.DataFrame:
-    """The ``phi_entities`` table in memory, as a pandas DataFrame."""
-    return _frame(PHI_TABLE, pairs, run_id, run_date)
-
-
-def alternatives_frame(
-    pairs: Iterable[tuple[Job, Transcript | None]],
-    *,
-    run_id: str,
-    run_date: date | datetime | str,
-) -> pd.DataFrame:
-    """The ``transcript_alternatives`` table in memory, as a pandas DataFrame."""
-    return _frame(ALTERNATIVES_TABLE, pairs, run_id, run_date)
-
-
 class _RowGroupBuffer:
     """Rows for one Parquet file, written out as a row group whenever ``limit`` rows are held."""
 
@@ -397,11 +350,7 @@ class TranscriptTableWriter:
     than one with ten. The files are valid Parquet with the full schema even when nothing
     was written. Use as a context manager, or call :meth:`close`.
 
-    :param items_sink: Path or binary file object for ``transcript_items``.
-    :param jobs_sink: Path or binary file object for ``transcription_jobs``.
-    :param phi_sink: Path or binary file object for ``phi_entities``; None writes no such table.
-    :param alternatives_sink: Path or binary file object for ``transcript_alternatives``;
-        None writes no such table.
+    :param sinks: Table name -> path or binary file object; only these tables are written.
     :param run_id: The Airflow run id, stored on every row.
     :param run_date: The run's logical date (date, datetime or ISO string).
     :param low_confidence_threshold: Words with confidence below this count as low-confidence.
@@ -411,29 +360,19 @@ class TranscriptTableWriter:
 
     def __init__(
         self,
-        items_sink: Sink,
-        jobs_sink: Sink,
-        phi_sink: Sink | None = None,
-        alternatives_sink: Sink | None = None,
+        sinks: Mapping[str, Sink],
         *,
         run_id: str,
         run_date: date | datetime | str,
-        low_confidence_threshold: float = 0.5,
+        low_confidence_threshold: float = LOW_CONFIDENCE,
         row_group_rows: int = 65_536,
         compression: str = "zstd",
     ) -> None:
-        self._run = {"run_id": run_id, "run_date": _as_date(run_date)}
+        self._run = {"run_id": run_id, "run_date": as_date(run_date)}
         self._threshold = low_confidence_threshold
-        sinks = {
-            ITEMS_TABLE: items_sink,
-            JOBS_TABLE: jobs_sink,
-            PHI_TABLE: phi_sink,
-            ALTERNATIVES_TABLE: alternatives_sink,
-        }
         self._buffers = {
             table: _RowGroupBuffer(sink, SCHEMAS[table], row_group_rows, compression)
             for table, sink in sinks.items()
-            if sink is not None
         }
 
     def write_all(self, pairs: Iterable[tuple[Job, Transcript | None]]) -> None:
@@ -441,10 +380,6 @@ class TranscriptTableWriter:
         for tables in _records(pairs, self._run, self._threshold):
             for table, buffer in self._buffers.items():
                 buffer.extend(tables[table])
-
-    def write(self, job: Job, transcript: Transcript | None) -> None:
-        """Add one job and its transcript (None for a failed or missing one)."""
-        self.write_all([(job, transcript)])
 
     @property
     def row_counts(self) -> dict[str, int]:
@@ -460,36 +395,3 @@ class TranscriptTableWriter:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def table_key(
-    prefix: str, table: str, run_id: str, run_date: date | datetime | str, suffix: str = ".parquet"
-) -> str:
-    """``<prefix>/<table>/run_date=<date>/<run>.parquet``: one object per table and run."""
-    partition = f"run_date={_as_date(run_date).isoformat()}"
-    parts = (prefix.strip("/"), table, partition, f"{slugify(run_id)}{suffix}")
-    return "/".join(p for p in parts if p)
-
-
-def upload_tables(
-    files: Mapping[str, str | os.PathLike[str]],
-    *,
-    bucket: str,
-    run_id: str,
-    run_date: date | datetime | str,
-    prefix: str = "tables",
-    aws_conn_id: str | None = "aws_default",
-) -> dict[str, str]:
-    """
-    Upload finished table files as ``<prefix>/<table>/run_date=<date>/<run_id>.parquet``.
-
-    One object per table and run, Hive-partitioned by date for Athena; a rerun of the same
-    run replaces its earlier upload instead of adding duplicate rows. Returns table -> S3 URI.
-    """
-    hook = S3Hook(aws_conn_id=aws_conn_id)
-    uris = {}
-    for table, path in files.items():
-        key = table_key(prefix, table, run_id, run_date)
-        hook.load_file(filename=path, key=key, bucket_name=bucket, replace=True)
-        uris[table] = f"s3://{bucket}/{key}"
-    return uris

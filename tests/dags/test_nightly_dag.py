@@ -16,7 +16,7 @@ import pytest
 from airflow.sdk import WeightRule
 from airflow.sdk.definitions.taskgroup import MappedTaskGroup
 
-from medical_transcribe import pipeline
+from medical_transcribe import listing
 from medical_transcribe.naming import slugify
 from medical_transcribe.operators import StartMedicalTranscriptionJobOperator
 from medical_transcribe.sensors import MedicalTranscriptionJobSensor
@@ -144,7 +144,7 @@ def test_task_processes_import_nothing_looking_for_airflow_plugins():
     code = (
         "import sys; from airflow.sdk.plugins_manager import _get_plugins\n"
         "print(_get_plugins(), sorted(m for m in sys.modules if m.split('.')[0] in "
-        "{'medical_transcribe', 'pipeline', 'report', 'tables', 'pandas'}))"
+        "{'medical_transcribe', 'listing', 'flatten', 'report', 'tables', 'pandas'}))"
     )
     env = {**os.environ, "AIRFLOW__CORE__PLUGINS_FOLDER": str(local_stack.ROOT / "plugins")}
     out = subprocess.run(
@@ -332,7 +332,7 @@ def test_bad_input_is_refused_before_any_job_starts(stack, nightly, dictation):
         "aws_conn_id": "aws_default", "input_bucket": "refusals", "input_prefix": "inbox/",
         "output_bucket": "refusals", "table_prefix": "tables", "settings": {},
     }  # fmt: skip
-    pipeline.check_inputs(**check)
+    listing.check_inputs(**check)
     for change, says in [
         ({"input_bucket": "no-such-bucket"}, "input bucket 'no-such-bucket' does not exist"),
         ({"input_prefix": "inbx/"}, "nothing under s3://refusals/inbx/"),
@@ -344,11 +344,11 @@ def test_bad_input_is_refused_before_any_job_starts(stack, nightly, dictation):
         ),
     ]:
         with pytest.raises(Exception, match=says):
-            pipeline.check_inputs(**{**check, **change})
+            listing.check_inputs(**{**check, **change})
 
     # channel identification on mono audio is refused before any job starts
     with pytest.raises(Exception, match="mono: media-"):
-        pipeline.list_pending(
+        listing.list_pending(
             aws_conn_id="aws_default", input_bucket="refusals", input_prefix="inbox/",
             output_bucket="refusals", job_type="DICTATION", specialty="PRIMARYCARE",
             settings={"ChannelIdentification": True}, max_files=10,

@@ -8,7 +8,7 @@ import botocore.client
 import local_stack
 import pytest
 
-from medical_transcribe import pipeline
+from medical_transcribe import listing
 from medical_transcribe.hooks import MedicalTranscriptionJobFailedError, TranscribeMedicalHook
 from medical_transcribe.naming import job_name_for
 from medical_transcribe.operators import StartMedicalTranscriptionJobOperator
@@ -42,7 +42,7 @@ def test_pending_skips_transcribed_and_failed_without_per_object_calls(stack, mo
     s3.put_object(Bucket="listing-in", Key="night/notes.txt", Body=b"not audio")
     transcribed = [f"night/{index:02d}.wav" for index in range(10)]
     for key in transcribed:
-        s3.put_object(Bucket="listing-out", Key=pipeline.transcript_key(names[key]), Body=b"{}")
+        s3.put_object(Bucket="listing-out", Key=listing.transcript_key(names[key]), Body=b"{}")
     failed = ["night/10.wav", "night/11.wav"]
     for key in failed:  # audio the engine cannot decode: the job fails
         transcribe.start_medical_transcription_job(
@@ -52,14 +52,14 @@ def test_pending_skips_transcribed_and_failed_without_per_object_calls(stack, mo
         )  # fmt: skip
         with pytest.raises(MedicalTranscriptionJobFailedError):
             TranscribeMedicalHook(aws_conn_id="aws_default").wait_for_job(names[key], 1, 120)
-    listing = {
+    night = {
         "aws_conn_id": "aws_default", "input_bucket": "listing-in", "input_prefix": "night/",
         "output_bucket": "listing-out", "job_type": "DICTATION", "specialty": "PRIMARYCARE",
         "settings": {}, "max_files": 100, "phi_safe": False,
     }  # fmt: skip
     calls.clear()
 
-    pending, skipped = pipeline.list_pending(**listing)
+    pending, skipped = listing.list_pending(**night)
 
     expected = sorted(set(names) - set(transcribed) - set(failed))
     assert sorted(d["media_file_uri"].removeprefix("s3://listing-in/") for d in pending) == expected
@@ -72,13 +72,13 @@ def test_pending_skips_transcribed_and_failed_without_per_object_calls(stack, mo
     assert dict(calls) == {"ListObjectsV2": 2, "ListMedicalTranscriptionJobs": 1, "HeadObject": 1}
 
     # Past the cap, the rest is counted for the next run, which takes it up in order.
-    first, skipped = pipeline.list_pending(**listing | {"max_files": 10})
+    first, skipped = listing.list_pending(**night | {"max_files": 10})
     assert [d["job_name"] for d in first] == [names[key] for key in expected[:10]]
     assert skipped["left_for_next_run"] == len(expected) - 10
 
     # Deleting a failed job (as the README says) makes its file pending again.
     transcribe.delete_medical_transcription_job(MedicalTranscriptionJobName=names[failed[0]])
-    pending, skipped = pipeline.list_pending(**listing)
+    pending, skipped = listing.list_pending(**night)
     assert names[failed[0]] in [d["job_name"] for d in pending]
     assert skipped["failed_before"] == 1
 
@@ -94,7 +94,7 @@ def test_a_file_the_operator_transcribed_alone_counts_as_transcribed(stack, monk
         content_identification_type="PHI", deferrable=False, waiter_delay=1,
     ).execute({})  # fmt: skip
 
-    pending, skipped = pipeline.list_pending(
+    pending, skipped = listing.list_pending(
         aws_conn_id="aws_default", input_bucket="alone-in", input_prefix="in/",
         output_bucket="alone-out", job_type="DICTATION", specialty="PRIMARYCARE", settings={},
         max_files=10, identify_phi=True,

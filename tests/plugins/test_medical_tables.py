@@ -3,7 +3,6 @@ from __future__ import annotations
 import io
 from datetime import date, datetime, timedelta, timezone
 
-import boto3
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -18,15 +17,26 @@ from medical_transcribe.tables import (
     MEDIA_DURATION,
     PHI_SCHEMA,
     PHI_TABLE,
+    SCHEMAS,
     TranscriptTableWriter,
-    alternatives_frame,
-    frames,
-    phi_frame,
-    upload_tables,
 )
 
 RUN = {"run_id": "scheduled__2024-05-01T02:00:00+00:00", "run_date": "2024-05-01"}
 PACIFIC = timezone(timedelta(hours=-7))
+
+
+def tables(pairs, **options) -> dict[str, pd.DataFrame]:
+    """Every table of ``pairs``, streamed by the writer and read back as pandas."""
+    sinks = {table: io.BytesIO() for table in SCHEMAS}
+    with TranscriptTableWriter(sinks, **RUN, **options) as writer:
+        writer.write_all(pairs)
+    return {table: pd.read_parquet(io.BytesIO(sink.getvalue())) for table, sink in sinks.items()}
+
+
+def frames(pairs, **options) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``transcript_items`` and ``transcription_jobs`` tables of ``pairs``."""
+    written = tables(pairs, **options)
+    return written[ITEMS_TABLE], written[JOBS_TABLE]
 
 
 def word(content: str, start: str, end: str, confidence: str, **extra) -> dict:
@@ -83,7 +93,7 @@ FAILED = job("visit-2", status="FAILED", FailureReason="Unsupported media format
 
 
 def test_one_row_per_item_with_stable_types():
-    items, _ = frames([(job(), DICTATION)], **RUN)
+    items, _ = frames([(job(), DICTATION)])
     assert len(items) == 4
     assert list(items["item_index"]) == [0, 1, 2, 3]
     assert list(items["content"]) == ["came", "for", "metformin", "."]
@@ -95,7 +105,7 @@ def test_one_row_per_item_with_stable_types():
 
 
 def test_punctuation_has_no_times():
-    items, _ = frames([(job(), DICTATION)], **RUN)
+    items, _ = frames([(job(), DICTATION)])
     punct = items[items["item_type"] == "punctuation"]
     assert punct["start_time"].isna().all() and punct["end_time"].isna().all()
     assert items[items["item_type"] == "pronunciation"]["start_time"].notna().all()
@@ -103,7 +113,7 @@ def test_punctuation_has_no_times():
 
 def test_job_summary_statistics():
     measured = job(**{MEDIA_DURATION: 7.5})
-    _, jobs = frames([(measured, DICTATION)], **RUN, low_confidence_threshold=0.5)
+    _, jobs = frames([(measured, DICTATION)], low_confidence_threshold=0.5)
     row = jobs.iloc[0]
     assert row["words"] == 3
     assert row["low_confidence_words"] == 1
@@ -117,19 +127,19 @@ def test_job_summary_statistics():
 
 def test_uncovered_speech_comes_from_the_engine_and_is_null_for_aws():
     engine = transcript(DICTATION["results"]["items"], uncovered_speech_seconds=2.4)
-    _, jobs = frames([(job(), engine), (job("visit-3"), DICTATION), (FAILED, None)], **RUN)
+    _, jobs = frames([(job(), engine), (job("visit-3"), DICTATION), (FAILED, None)])
     assert jobs["uncovered_speech_seconds"].dtype == "float64"
     assert jobs.iloc[0]["uncovered_speech_seconds"] == 2.4
     assert jobs.iloc[1:]["uncovered_speech_seconds"].isna().all()
 
 
 def test_threshold_is_a_parameter():
-    _, jobs = frames([(job(), DICTATION)], **RUN, low_confidence_threshold=0.95)
+    _, jobs = frames([(job(), DICTATION)], low_confidence_threshold=0.95)
     assert jobs.iloc[0]["low_confidence_words"] == 2
 
 
 def test_failed_job_is_a_row_with_its_reason_and_no_items():
-    items, jobs = frames([(job(), DICTATION), (FAILED, None)], **RUN)
+    items, jobs = frames([(job(), DICTATION), (FAILED, None)])
     assert len(items) == 4
     failed = jobs.set_index("job_name").loc["visit-2"]
     assert failed["status"] == "FAILED"
@@ -148,12 +158,12 @@ def test_channel_items_are_flattened_once_with_their_label():
         ],
         "number_of_channels": 2,
     }
-    items, jobs = frames([(job(), transcript(ch0 + ch1, channel_labels=channels))], **RUN)
+    items, jobs = frames([(job(), transcript(ch0 + ch1, channel_labels=channels))])
     assert list(items["channel_label"]) == ["ch_0", "ch_0", "ch_1"]
     assert jobs.iloc[0]["words"] == 2
 
     as_list = {"results": {"channel_labels": channels["channels"]}}
-    items, _ = frames([(job(), as_list)], **RUN)
+    items, _ = frames([(job(), as_list)])
     assert list(items["channel_label"]) == ["ch_0", "ch_0", "ch_1"]
 
 
@@ -165,14 +175,14 @@ def test_speaker_labels_from_items_or_segments():
         ]
     }
     in_segments = transcript([word("hello", "0.3", "0.4", "1.0")], speaker_labels=segments)
-    items, _ = frames([(job(), on_items), (job("visit-3"), in_segments)], **RUN)
+    items, _ = frames([(job(), on_items), (job("visit-3"), in_segments)])
     assert list(items["speaker_label"]) == ["spk_0", "spk_1"]
     assert items["channel_label"].isna().all()
 
 
 def test_iso_strings_from_xcom_become_utc_timestamps():
     serialized = job(CreationTime="2024-05-01T19:00:00-07:00", StartTime=None, CompletionTime=None)
-    _, jobs = frames([(serialized, DICTATION)], **RUN)
+    _, jobs = frames([(serialized, DICTATION)])
     assert jobs.iloc[0]["creation_time"] == pd.Timestamp("2024-05-02T02:00:00Z")
     assert pd.isna(jobs.iloc[0]["start_time"])
 
@@ -187,14 +197,16 @@ def test_writer_streams_row_groups_while_consuming(tmp_path):
         seen_before_last.update(writer.row_counts)
         yield FAILED, None
 
-    with TranscriptTableWriter(items_path, jobs_path, **RUN, row_group_rows=4) as writer:
+    with TranscriptTableWriter(
+        {ITEMS_TABLE: items_path, JOBS_TABLE: jobs_path}, **RUN, row_group_rows=4
+    ) as writer:
         writer.write_all(pairs(writer))
     assert seen_before_last[ITEMS_TABLE] == 8  # flushed before the iterator was exhausted
     assert writer.row_counts == {ITEMS_TABLE: 8, JOBS_TABLE: 3}
     assert pq.ParquetFile(items_path).metadata.num_row_groups == 2
 
     expected_items, expected_jobs = frames(
-        [(job(), DICTATION), (job("visit-3"), DICTATION), (FAILED, None)], **RUN
+        [(job(), DICTATION), (job("visit-3"), DICTATION), (FAILED, None)],
     )
     pd.testing.assert_frame_equal(pd.read_parquet(items_path), expected_items)
     pd.testing.assert_frame_equal(pd.read_parquet(jobs_path), expected_jobs)
@@ -202,7 +214,7 @@ def test_writer_streams_row_groups_while_consuming(tmp_path):
 
 def test_empty_input_writes_valid_empty_files_with_the_schema():
     items_sink, jobs_sink = io.BytesIO(), io.BytesIO()
-    with TranscriptTableWriter(items_sink, jobs_sink, **RUN) as writer:
+    with TranscriptTableWriter({ITEMS_TABLE: items_sink, JOBS_TABLE: jobs_sink}, **RUN) as writer:
         writer.write_all([])
     for sink, schema in ((items_sink, ITEMS_SCHEMA), (jobs_sink, JOBS_SCHEMA)):
         table = pq.read_table(io.BytesIO(sink.getvalue()))
@@ -211,30 +223,9 @@ def test_empty_input_writes_valid_empty_files_with_the_schema():
 
 
 def test_all_null_columns_keep_their_types(tmp_path):
-    with TranscriptTableWriter(tmp_path / "i.parquet", tmp_path / "j.parquet", **RUN) as writer:
-        writer.write(FAILED, None)
+    with TranscriptTableWriter({JOBS_TABLE: tmp_path / "j.parquet"}, **RUN) as writer:
+        writer.write_all([(FAILED, None)])
     assert pq.read_table(tmp_path / "j.parquet").schema.equals(JOBS_SCHEMA)
-
-
-def test_upload_tables_puts_one_object_per_table_and_run(aws, tmp_path):
-    s3 = boto3.client("s3", region_name="us-east-1")
-    s3.create_bucket(Bucket="tables-bucket")
-    files = {
-        ITEMS_TABLE: tmp_path / "items.parquet",
-        JOBS_TABLE: tmp_path / "jobs.parquet",
-    }
-    with TranscriptTableWriter(files[ITEMS_TABLE], files[JOBS_TABLE], **RUN) as writer:
-        writer.write(job(), DICTATION)
-
-    uris = upload_tables(files, bucket="tables-bucket", **RUN)
-    upload_tables(files, bucket="tables-bucket", **RUN)  # a rerun replaces, never duplicates
-
-    key = "tables/transcript_items/run_date=2024-05-01/scheduled__2024-05-01T02-00-00-00-00.parquet"
-    assert uris[ITEMS_TABLE] == f"s3://tables-bucket/{key}"
-    listed = s3.list_objects_v2(Bucket="tables-bucket")["Contents"]
-    assert len(listed) == 2
-    body = s3.get_object(Bucket="tables-bucket", Key=key)["Body"].read()
-    assert pq.read_table(io.BytesIO(body)).num_rows == 4
 
 
 WITH_PHI = transcript(
@@ -257,11 +248,11 @@ WITH_PHI = transcript(
 
 
 def test_phi_entities_point_at_the_items_they_cover():
-    entities = phi_frame([(job(), WITH_PHI), (FAILED, None), (job("visit-3"), DICTATION)], **RUN)
+    entities = tables([(job(), WITH_PHI), (FAILED, None), (job("visit-3"), DICTATION)])[PHI_TABLE]
     assert list(entities.columns) == PHI_SCHEMA.names
     assert entities.job_name.tolist() == ["visit-1", "visit-1"]
     assert entities[["first_item_index", "last_item_index"]].values.tolist() == [[1, 2], [5, 5]]
-    items, _ = frames([(job(), WITH_PHI)], **RUN)
+    items, _ = frames([(job(), WITH_PHI)])
     redacted = items.content.copy()
     for entity in entities.itertuples():
         redacted[entity.first_item_index : entity.last_item_index + 1] = "[PHI]"
@@ -269,11 +260,11 @@ def test_phi_entities_point_at_the_items_they_cover():
 
 
 def test_writer_streams_the_phi_table_when_given_a_sink(tmp_path):
-    paths = [tmp_path / f"{table}.parquet" for table in (ITEMS_TABLE, JOBS_TABLE, PHI_TABLE)]
-    with TranscriptTableWriter(*paths, **RUN) as writer:
+    paths = {table: tmp_path / f"{table}.parquet" for table in (ITEMS_TABLE, JOBS_TABLE, PHI_TABLE)}
+    with TranscriptTableWriter(paths, **RUN) as writer:
         writer.write_all([(job(), WITH_PHI), (FAILED, None)])
     assert writer.row_counts == {ITEMS_TABLE: 7, JOBS_TABLE: 2, PHI_TABLE: 2}
-    assert pq.read_schema(paths[2]).names == PHI_SCHEMA.names
+    assert pq.read_schema(paths[PHI_TABLE]).names == PHI_SCHEMA.names
 
 
 def reading(text: str, *confidences: str) -> dict:
@@ -298,15 +289,16 @@ WITH_ALTERNATIVES = transcript(
 
 
 def test_alternatives_are_one_row_per_reading_ranked_best_first(tmp_path):
-    readings = alternatives_frame([(job(), WITH_ALTERNATIVES), (FAILED, None)], **RUN)
+    readings = tables([(job(), WITH_ALTERNATIVES), (FAILED, None)])[ALTERNATIVES_TABLE]
     assert list(readings.columns) == ALTERNATIVES_SCHEMA.names
     rows = readings[["segment_index", "rank", "transcript"]].values.tolist()
     assert rows == [[0, 1, "metformin"], [0, 2, "met for min"], [1, 1, "daily"]]
     assert readings.channel_label.isna().tolist() == [True, True, False]
     assert readings.mean_confidence.round(3).tolist() == [0.8, 0.4, 1.0]
     assert readings.start_time.tolist() == [0.1, 0.1, 2.0]
-    assert alternatives_frame([(job(), DICTATION)], **RUN).empty
-    paths = [tmp_path / f"{table}.parquet" for table in (ITEMS_TABLE, JOBS_TABLE)]
-    with TranscriptTableWriter(*paths, alternatives_sink=tmp_path / "a.parquet", **RUN) as writer:
+    assert tables([(job(), DICTATION)])[ALTERNATIVES_TABLE].empty
+    paths = {table: tmp_path / f"{table}.parquet" for table in (ITEMS_TABLE, JOBS_TABLE)}
+    paths[ALTERNATIVES_TABLE] = tmp_path / "a.parquet"
+    with TranscriptTableWriter(paths, **RUN) as writer:
         writer.write_all([(job(), WITH_ALTERNATIVES), (FAILED, None)])
     assert writer.row_counts == {ITEMS_TABLE: 1, JOBS_TABLE: 2, ALTERNATIVES_TABLE: 3}

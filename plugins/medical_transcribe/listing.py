@@ -1,5 +1,5 @@
-"""The nightly pipeline's own steps: check the inputs, find pending audio, flatten a run's
-jobs to tables and a report, and judge the run.
+"""The night's first step: refuse inputs that cannot work, then find the audio still
+waiting for a transcript, as small descriptors the ``transcribe`` group is mapped over.
 
 Only Airflow hooks are used, so the same code runs against AWS or the self-hosted engine;
 the Airflow connection decides which.
@@ -7,39 +7,26 @@ the Airflow connection decides which.
 
 from __future__ import annotations
 
-import json
 import logging
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import botocore.session
-import pyarrow.parquet as pq
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.common.compat.sdk import AirflowFailException
 from botocore.exceptions import ClientError
 from botocore.validate import ParamValidator
 
-from medical_transcribe import media, report
-from medical_transcribe.hooks import TranscribeMedicalHook
+from medical_transcribe import media
+from medical_transcribe.hooks import UNKNOWN_NAME_ERRORS, TranscribeMedicalHook
 from medical_transcribe.naming import PHI_SAFE_NAMES, job_name_for, key_label
-from medical_transcribe.tables import (
-    ALTERNATIVES_TABLE,
-    ITEMS_TABLE,
-    JOBS_TABLE,
-    MEDIA_DURATION,
-    PHI_TABLE,
-    TranscriptTableWriter,
-    table_key,
-    upload_tables,
-)
 
 log = logging.getLogger(__name__)
 
 #: File types Transcribe accepts, by extension; other objects need an audio/* content type.
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".mp3", ".ogg", ".webm", ".amr", ".mp4", ".m4a"})
+#: Where a job without OutputKey writes its transcript in the output bucket.
+TRANSCRIPT_PREFIX = "medical/"
 
 
 def job_settings(
@@ -64,12 +51,14 @@ def job_settings(
     return settings
 
 
-#: Where a job without OutputKey writes its transcript in the output bucket.
-TRANSCRIPT_PREFIX = "medical/"
-
-
 def settings_problems(settings: dict[str, Any]) -> list[str]:
-    """What AWS would refuse in a Settings combination or range, said before any job starts."""
+    """
+    What AWS would refuse in a Settings combination or range, said before any job starts.
+
+    Ranges and types come from botocore's service model, as the engine's do. The rules
+    between members are not in that model; the engine holds its own copy, which Airflow's
+    side cannot import (it ships without the engine).
+    """
     shape = (
         botocore.session.get_session()
         .get_service_model("transcribe")
@@ -92,7 +81,7 @@ def _vocabulary_problem(transcribe: TranscribeMedicalHook, name: str) -> str | N
     try:
         vocabulary = transcribe.conn.get_medical_vocabulary(VocabularyName=name)
     except ClientError as error:
-        if error.response["Error"]["Code"] in ("BadRequestException", "NotFoundException"):
+        if error.response["Error"]["Code"] in UNKNOWN_NAME_ERRORS:
             return f"vocabulary {name!r} does not exist: create it, or clear vocabulary_name"
         raise
     state = vocabulary["VocabularyState"]
@@ -149,6 +138,7 @@ def check_inputs(
 
 
 def transcript_key(job_name: str) -> str:
+    """Where the job of that name leaves its transcript, when no OutputKey is given."""
     return f"{TRANSCRIPT_PREFIX}{job_name}.json"
 
 
@@ -157,16 +147,6 @@ def _is_audio(s3: S3Hook, bucket: str, key: str) -> bool:
         return True
     head = s3.head_object(key=key, bucket_name=bucket) or {}
     return str(head.get("ContentType", "")).startswith("audio/")
-
-
-def _existing_job(transcribe: TranscribeMedicalHook, name: str) -> dict[str, Any] | None:
-    try:
-        return transcribe.get_job(name)
-    except ClientError as error:
-        # AWS answers an unknown job name with BadRequestException.
-        if error.response["Error"]["Code"] in ("BadRequestException", "NotFoundException"):
-            return None
-        raise
 
 
 def list_pending(
@@ -249,137 +229,3 @@ def list_pending(
             f"these files are mono: {', '.join(mono)}. Turn channel_identification off."
         )
     return pending, skipped
-
-
-def split_transcript_uri(uri: str) -> tuple[str, str]:
-    """Bucket and key of a TranscriptFileUri (AWS's path-style https URL, or s3://)."""
-    parts = urlsplit(uri)
-    if parts.scheme == "s3":
-        return parts.netloc, parts.path.lstrip("/")
-    bucket, _, key = parts.path.lstrip("/").partition("/")
-    return bucket, unquote(key)
-
-
-def _jobs_with_transcripts(
-    descriptors: list[dict[str, Any]], s3: S3Hook, transcribe: TranscribeMedicalHook
-) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
-    """One (job, transcript) pair at a time, so memory holds one transcript, not the night.
-
-    Neither AWS nor the transcript says how long the audio is, so its length is read from
-    the file's own header (a few ranged reads) and added to the job under MEDIA_DURATION.
-    """
-    for descriptor in descriptors:
-        name = descriptor["job_name"]
-        job = _existing_job(transcribe, name) or {
-            "MedicalTranscriptionJobName": name,
-            "TranscriptionJobStatus": "FAILED",
-            "FailureReason": "The job could not be started; see its transcribe.start task log.",
-            "Media": {"MediaFileUri": descriptor["media_file_uri"]},
-            "Type": descriptor["type"],
-            "Specialty": descriptor["specialty"],
-        }
-        info = media.probe(s3.get_conn(), *s3.parse_s3_url(descriptor["media_file_uri"]))
-        job = {**job, MEDIA_DURATION: info.duration if info else None}
-        transcript = None
-        if job["TranscriptionJobStatus"] == "COMPLETED":
-            bucket, key = split_transcript_uri(job["Transcript"]["TranscriptFileUri"])
-            transcript = json.loads(s3.read_key(key, bucket_name=bucket))
-        yield job, transcript
-
-
-#: How long the links in a run report (and the report's own link) work: SigV4's maximum.
-LINK_SECONDS = 7 * 24 * 3600
-
-
-def flatten(
-    descriptors: list[dict[str, Any]],
-    *,
-    aws_conn_id: str | None,
-    output_bucket: str,
-    table_prefix: str,
-    run_id: str,
-    run_date: str,
-    skipped: dict[str, int] | None = None,
-) -> dict[str, Any]:
-    """
-    Write this run's ``transcript_items``, ``transcription_jobs``, ``phi_entities`` and
-    ``transcript_alternatives`` Parquet and its HTML report to S3; return the run's summary (counts, failures, where
-    everything is).
-    """
-    s3 = S3Hook(aws_conn_id=aws_conn_id)
-    transcribe = TranscribeMedicalHook(aws_conn_id=aws_conn_id)
-
-    def link(bucket: str, key: str) -> str:
-        params = {"Bucket": bucket, "Key": key}
-        return s3.generate_presigned_url("get_object", params, expires_in=LINK_SECONDS) or ""
-
-    with tempfile.TemporaryDirectory(prefix="transcript-tables-") as folder:
-        tables = (ITEMS_TABLE, JOBS_TABLE, PHI_TABLE, ALTERNATIVES_TABLE)
-        files = {table: Path(folder) / f"{table}.parquet" for table in tables}
-        with TranscriptTableWriter(
-            *(files[table] for table in tables), run_id=run_id, run_date=run_date
-        ) as writer:
-            writer.write_all(_jobs_with_transcripts(descriptors, s3, transcribe))
-        counts = writer.row_counts
-        jobs = pq.read_table(files[JOBS_TABLE]).to_pandas()
-        items = pq.read_table(files[ITEMS_TABLE], columns=["item_type", "confidence"])
-        uris = upload_tables(
-            files,
-            bucket=output_bucket,
-            run_id=run_id,
-            run_date=run_date,
-            prefix=table_prefix,
-            aws_conn_id=aws_conn_id,
-        )
-    words = items.to_pandas().query("item_type == 'pronunciation'")["confidence"]
-    links = {
-        table: link(*s3.parse_s3_url(uri)) for table, uri in uris.items()
-    } | {  # transcripts, by job name
-        row.job_name: link(*split_transcript_uri(row.transcript_uri))
-        for row in jobs.dropna(subset=["transcript_uri"]).itertuples()
-    }
-    page = report.render(
-        jobs, words, run_id=run_id, run_date=run_date, skipped=skipped or {}, links=links
-    )
-    report_key = table_key(table_prefix, report.REPORTS, run_id, run_date, ".html")
-    s3.get_conn().put_object(
-        Bucket=output_bucket, Key=report_key, Body=page.encode(), ContentType=report.CONTENT_TYPE
-    )
-    failed = jobs[jobs.status != "COMPLETED"]
-    return {
-        "rows": counts,
-        "tables": uris,
-        "report": f"s3://{output_bucket}/{report_key}",
-        "report_url": link(output_bucket, report_key),
-        "files": len(jobs),
-        "completed": int((jobs.status == "COMPLETED").sum()),
-        "failed": {
-            row.job_name: row.failure_reason or f"the job is {row.status}"
-            for row in failed.itertuples()
-        },
-        "skipped": skipped or {},
-        "audio_minutes": round(float(jobs.media_duration.sum()) / 60, 2),
-    }
-
-
-def judge(summary: dict[str, Any], max_failed_fraction: float) -> str:
-    """
-    Fail the run when more than ``max_failed_fraction`` of its files failed, naming each
-    failed job; otherwise return a one-line account of the run.
-
-    The log gets one short line per failed job with its reason, and the exception leads with
-    the names: Airflow's log view does not wrap, and in one long message the names an
-    operator looks for would be cut off.
-    """
-    files, failed = summary.get("files", 0), summary.get("failed", {})
-    account = (
-        f"{summary.get('completed', 0)} transcribed, {len(failed)} failed, "
-        f"{sum(summary.get('skipped', {}).values())} skipped"
-    )
-    if failed and len(failed) / files > max_failed_fraction:
-        log.error("%s: more than max_failed_fraction=%g", account, max_failed_fraction)
-        for name, reason in failed.items():
-            log.error("failed %s: %s", name, reason)
-        log.error("run report: %s", summary["report"])
-        raise AirflowFailException(f"Failed: {', '.join(failed)} ({len(failed)} of {files})")
-    return account
