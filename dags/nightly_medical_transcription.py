@@ -31,8 +31,8 @@ from airflow.sdk import (
 )
 from airflow.task.trigger_rule import TriggerRule
 
-# medical_transcribe.listing and .flatten (pandas, pyarrow, PyAV: seconds of CPU to import)
-# are imported in the tasks that use them: every task process parses this file, and the
+# medical_transcribe.listing and .flatten (pandas, pyarrow, PyAV: slow to import) are
+# imported in the tasks that use them: every task process parses this file, and the
 # thousands of start and wait tasks of a big night need none of it.
 from medical_transcribe import alerts
 from medical_transcribe.check_run import judge

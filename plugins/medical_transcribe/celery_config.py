@@ -2,7 +2,7 @@
 
 Every task runs in a process forked from a Celery worker, and parses the DAG file first.
 Imported in the worker before it forks, the libraries that parse needs (the Amazon
-provider, boto3) cost each task nothing instead of about a CPU-second, twice per file.
+provider, boto3) cost each task nothing (measured in README, "The same topology as processes").
 Only libraries are listed: a module of ours loaded here would keep the version the worker
 started with after a deployment.
 

@@ -271,7 +271,6 @@ def _job_record(
     transcript: Transcript | None,
     items: list[dict[str, Any]],
     run: Mapping[str, Any],
-    low_confidence_threshold: float,
 ) -> dict[str, Any]:
     """One ``transcription_jobs`` row; word statistics are null when there is no transcript."""
     words = [r for r in items if r["item_type"] == "pronunciation"]
@@ -286,7 +285,7 @@ def _job_record(
         "mean_confidence": sum(confidences) / len(confidences) if confidences else None,
         "min_confidence": min(confidences, default=None),
         "low_confidence_words": (
-            sum(c < low_confidence_threshold for c in confidences) if has_transcript else None
+            sum(c < LOW_CONFIDENCE for c in confidences) if has_transcript else None
         ),
         # Our engine's figure for speech left without words; AWS reports none (null).
         "uncovered_speech_seconds": _float(
@@ -302,14 +301,13 @@ def _job_record(
 def _records(
     pairs: Iterable[tuple[Job, Transcript | None]],
     run: Mapping[str, Any],
-    low_confidence_threshold: float,
 ) -> Iterator[dict[str, list[dict[str, Any]]]]:
     """Per job, its rows of every table."""
     for job, transcript in pairs:
         items = _item_records(job, transcript, run)
         yield {
             ITEMS_TABLE: items,
-            JOBS_TABLE: [_job_record(job, transcript, items, run, low_confidence_threshold)],
+            JOBS_TABLE: [_job_record(job, transcript, items, run)],
             PHI_TABLE: _entity_records(job, transcript, items, run),
             ALTERNATIVES_TABLE: _alternative_records(job, transcript, run),
         }
@@ -318,8 +316,8 @@ def _records(
 class _RowGroupBuffer:
     """Rows for one Parquet file, written out as a row group whenever ``limit`` rows are held."""
 
-    def __init__(self, sink: Sink, schema: pa.Schema, limit: int, compression: str) -> None:
-        self._writer = pq.ParquetWriter(sink, schema, compression=compression)
+    def __init__(self, sink: Sink, schema: pa.Schema, limit: int) -> None:
+        self._writer = pq.ParquetWriter(sink, schema, compression="zstd")
         self._schema = schema
         self._limit = limit
         self._rows: list[dict[str, Any]] = []
@@ -353,9 +351,7 @@ class TranscriptTableWriter:
     :param sinks: Table name -> path or binary file object; only these tables are written.
     :param run_id: The Airflow run id, stored on every row.
     :param run_date: The run's logical date (date, datetime or ISO string).
-    :param low_confidence_threshold: Words with confidence below this count as low-confidence.
     :param row_group_rows: Rows buffered per file before a row group is written.
-    :param compression: Parquet codec.
     """
 
     def __init__(
@@ -364,20 +360,17 @@ class TranscriptTableWriter:
         *,
         run_id: str,
         run_date: date | datetime | str,
-        low_confidence_threshold: float = LOW_CONFIDENCE,
         row_group_rows: int = 65_536,
-        compression: str = "zstd",
     ) -> None:
         self._run = {"run_id": run_id, "run_date": as_date(run_date)}
-        self._threshold = low_confidence_threshold
         self._buffers = {
-            table: _RowGroupBuffer(sink, SCHEMAS[table], row_group_rows, compression)
+            table: _RowGroupBuffer(sink, SCHEMAS[table], row_group_rows)
             for table, sink in sinks.items()
         }
 
     def write_all(self, pairs: Iterable[tuple[Job, Transcript | None]]) -> None:
         """Consume an iterator of pairs; each transcript is dropped once its rows are buffered."""
-        for tables in _records(pairs, self._run, self._threshold):
+        for tables in _records(pairs, self._run):
             for table, buffer in self._buffers.items():
                 buffer.extend(tables[table])
 

@@ -113,7 +113,7 @@ def test_punctuation_has_no_times():
 
 def test_job_summary_statistics():
     measured = job(**{MEDIA_DURATION: 7.5})
-    _, jobs = frames([(measured, DICTATION)], low_confidence_threshold=0.5)
+    _, jobs = frames([(measured, DICTATION)])
     row = jobs.iloc[0]
     assert row["words"] == 3
     assert row["low_confidence_words"] == 1
@@ -131,11 +131,6 @@ def test_uncovered_speech_comes_from_the_engine_and_is_null_for_aws():
     assert jobs["uncovered_speech_seconds"].dtype == "float64"
     assert jobs.iloc[0]["uncovered_speech_seconds"] == 2.4
     assert jobs.iloc[1:]["uncovered_speech_seconds"].isna().all()
-
-
-def test_threshold_is_a_parameter():
-    _, jobs = frames([(job(), DICTATION)], low_confidence_threshold=0.95)
-    assert jobs.iloc[0]["low_confidence_words"] == 2
 
 
 def test_failed_job_is_a_row_with_its_reason_and_no_items():
