@@ -2,7 +2,7 @@
 
 ``python include/bench/listing.py --objects 20000`` starts a throwaway S3 server and engine
 on free ports, fills an inbox with that many small audio objects (most already transcribed,
-as after earlier nights), then times ``pipeline.list_pending`` and counts its calls per
+as after earlier nights), then times ``listing.list_pending`` and counts its calls per
 operation. Run it against two versions of ``plugins/`` (PYTHONPATH) to compare them.
 """
 
@@ -40,16 +40,14 @@ def count_calls() -> collections.Counter[str]:
 
 def seed(s3: Any, objects: int, transcribed: float) -> None:
     """``objects`` audio keys; the first ``transcribed`` share get a transcript too."""
+    from medical_transcribe.listing import transcript_key
     from medical_transcribe.naming import job_name_for
-    from medical_transcribe.pipeline import transcript_key
-
-    identity = {"Type": "DICTATION", "Specialty": "PRIMARYCARE"}
 
     def put(index: int) -> None:
         key = f"inbox/{index // 1000:03d}/dictation-{index:06d}.wav"
         etag = s3.put_object(Bucket=BUCKET, Key=key, Body=f"audio {index}".encode())["ETag"]
         if index < objects * transcribed:
-            name = job_name_for(BUCKET, key, etag, identity)
+            name = job_name_for(BUCKET, key, etag, type="DICTATION", specialty="PRIMARYCARE")
             s3.put_object(Bucket=OUTPUT, Key=transcript_key(name), Body=b"{}")
 
     with ThreadPoolExecutor(16) as pool:
@@ -79,11 +77,11 @@ def main() -> None:
         seeded = time.monotonic()
         seed(s3, args.objects, args.transcribed)
         print(f"seeded {args.objects} objects in {time.monotonic() - seeded:.0f}s", file=sys.stderr)
-        from medical_transcribe import pipeline
+        from medical_transcribe.listing import list_pending
 
         calls = count_calls()
         started = time.monotonic()
-        pending = pipeline.list_pending(
+        pending, _ = list_pending(
             aws_conn_id="aws_default", input_bucket=BUCKET, input_prefix="inbox/",
             output_bucket=OUTPUT, job_type="DICTATION", specialty="PRIMARYCARE", settings={},
             max_files=args.objects,

@@ -131,6 +131,9 @@ class Score:
     omissions: tuple[str, ...]
     terms_total: int
     terms_recalled: int
+    #: Of those, the terms the vocabulary lists: no prompt can hold the others.
+    listed_total: int
+    listed_recalled: int
     inserted: tuple[str, ...]
 
     @property
@@ -149,6 +152,8 @@ def score(
     ref = normalize(reference)
     hyp = normalize(hypothesis)
     measures = jiwer.process_words(ref, hyp)
+    listed = {normalize(term) for term in vocabulary}
+    recalled = recalled_terms(terms, hypothesis)
     ref_list = ref.split()
     omissions = tuple(
         " ".join(ref_list[chunk.ref_start_idx : chunk.ref_end_idx])
@@ -161,6 +166,8 @@ def score(
         deletions=measures.deletions,
         omissions=omissions,
         terms_total=len(terms),
-        terms_recalled=len(recalled_terms(terms, hypothesis)),
+        terms_recalled=len(recalled),
+        listed_total=sum(normalize(term) in listed for term in terms),
+        listed_recalled=sum(normalize(term) in listed for term in recalled),
         inserted=tuple(inserted_terms(vocabulary, reference, hypothesis)),
     )

@@ -34,6 +34,9 @@ def _pooled(frame: pd.DataFrame) -> dict[str, float]:
         "files_with_omissions": (frame["omissions"] > 0).sum(),
         "term_recall": frame["terms_recalled"].sum() / frame["terms_total"].sum(),
         "terms": frame["terms_total"].sum(),
+        "listed_term_recall": frame["listed_recalled"].sum() / frame["listed_total"].sum(),
+        "unlisted_term_recall": (frame["terms_recalled"].sum() - frame["listed_recalled"].sum())
+        / (frame["terms_total"].sum() - frame["listed_total"].sum()),
         "false_insertions": frame["false_insertions"].sum(),
         "failed_files": (frame["error"].fillna("") != "").sum(),
     }
@@ -117,6 +120,8 @@ SCORE_COLUMNS = [
     ("deletion_rate", "deletion rate", "pct"),
     ("term_recall", "term recall", "pct"),
     ("terms", "terms", "int"),
+    ("listed_term_recall", "listed terms' recall", "pct"),
+    ("unlisted_term_recall", "unlisted terms' recall", "pct"),
     ("false_insertions", "false term insertions", "int"),
     ("rtf", "RTF", "float"),
     ("failed_files", "failed files", "int"),
@@ -180,6 +185,32 @@ def _headline(summary: pd.DataFrame) -> list[str]:
         f"- Engine overhead: engine wall / {s} wall = {ratio:.2f}"
         for s, ratio in engine_overhead(summary).items()
     ]
+    return lines + ceiling_lines(summary)
+
+
+#: The ceiling of what a prompt can do: each file's own terms in every window's prompt.
+ORACLE = "whisper-oracle"
+
+
+def ceiling_lines(summary: pd.DataFrame) -> list[str]:
+    """Term recall of the engine and its recognizer as a share of the oracle's, overall and
+    per voice (clean clips)."""
+    if ORACLE not in set(summary["system"]):
+        return []
+    lines = []
+    for by, group in (
+        ("all", "all"),
+        *(("voice", v) for v in sorted(set(summary.loc[summary["by"] == "voice", "group"]))),
+    ):
+        rows = summary[(summary["by"] == by) & (summary["group"] == group)].set_index("system")
+        ratios = [
+            f"{system} {rows.at[system, 'term_recall'] / rows.at[ORACLE, 'term_recall']:.3f}"
+            for system in ("engine", "whisper-vocab")
+            if system in rows.index and ORACLE in rows.index
+        ]
+        if ratios:
+            label = "all clips" if by == "all" else f"{group} (clean)"
+            lines.append(f"- Term recall / oracle term recall, {label}: {', '.join(ratios)}")
     return lines
 
 

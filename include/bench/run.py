@@ -22,6 +22,7 @@ import pandas as pd
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import retrieval_cost
 from bench.corpus import TERMS_PATH, Dictation, load_corpus
 from bench.metrics import OMISSION_WORDS, normalize, score
 from bench.report import omission_lines, summarize, write_chart, write_report
@@ -90,6 +91,8 @@ def score_rows(
                 "terms_total": result.terms_total,
                 "terms_recalled": result.terms_recalled,
                 "term_recall": result.term_recall,
+                "listed_total": result.listed_total,
+                "listed_recalled": result.listed_recalled,
                 "false_insertions": len(result.inserted),
                 "inserted_terms": "; ".join(result.inserted),
                 "error": item.error,
@@ -98,6 +101,31 @@ def score_rows(
             }
         )
     return rows
+
+
+def retrieval_line(
+    clips: Sequence[Clip],
+    recognizer_s: float,
+    dictations: Sequence[Dictation],
+    vocabulary: Sequence[str],
+) -> str:
+    """What choosing each window's prompt costs beside decoding it, on the shipped vocabulary
+    and on one of 10,000 phrases."""
+    from medscribe.asr import windows
+    from medscribe.audio import load
+
+    count = sum(len(windows(load(Path(clip.path).read_bytes()).tracks[0])) for clip in clips)
+    decoding_ms = 1000 * recognizer_s / count
+    cost = retrieval_cost.measure(dictations, vocabulary)
+    return (
+        f"Prompt retrieval per window (reference texts in {cost['windows']:.0f} windows of "
+        f"{retrieval_cost.WINDOW_WORDS} words): {cost['shipped_window_ms']:.0f} ms on the "
+        f"{cost['shipped_phrases']:.0f} shipped phrases, {cost['large_window_ms']:.0f} ms on "
+        f"{cost['large_phrases']:.0f} phrases (index built once: {cost['shipped_index_ms']:.0f} "
+        f"and {cost['large_index_ms']:.0f} ms); the recognizer spends {decoding_ms:.0f} ms a "
+        f"window ({count} windows), so retrieval on 10,000 phrases is "
+        f"{cost['large_window_ms'] / decoding_ms:.1%} of it."
+    )
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -181,8 +209,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{vocabulary_path.name}) found in a transcript but not in its reference.",
         "RTF = wall time / audio duration; model loading is not timed. Overall rows time the "
         "whole batch.",
-        "whisper-oracle, when run, gives each file its own term list: the ceiling for a "
-        "vocabulary.",
+        "whisper-oracle gives each file its own term list, in every window's prompt: the "
+        "ceiling of what a prompt can do; whisper-distractors hides those terms among "
+        "40 other phrases of the vocabulary. Listed terms are those the vocabulary holds; no "
+        "prompt can find the others.",
         "The engine's wall time runs from the first upload to the last transcript downloaded; "
         "its memory is not visible from here.",
     ]
@@ -225,13 +255,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Voices: {', '.join(voices)}.",
         f"Whisper model: {model_dir or 'not used'}, int8, beam 5. whisper: plain "
         "WhisperModel.transcribe (sequential 30 s windows, no prompt). whisper-vocab: the "
-        "engine's recognizer (medscribe.asr: sequential windows over detected speech, vocabulary "
-        "as hotwords within its token budget, coverage guarantee, correction). "
-        "whisper-vocab-before: the same "
-        "without the coverage guarantee.",
+        "engine's recognizer (medscribe.asr: windows cut at pauses, each prompted with the "
+        "phrases that sound like what a quick decoding heard there, coverage guarantee, "
+        "correction). whisper-fixed-prompt: the recognizer before per-window prompts (the whole "
+        "file with one prompt, the vocabulary's first phrases). whisper-vocab-before: "
+        "whisper-vocab without the coverage guarantee.",
         f"Vocabulary: {len(vocabulary)} terms from {vocabulary_path}; it lists "
         f"{coverage([corpus[i] for i in dict.fromkeys(c.id for c in clips)], vocabulary)}.",
     ]
+    if "whisper-vocab" in walls:
+        context.append(
+            retrieval_line(clips, walls["whisper-vocab"], list(corpus.values()), vocabulary)
+        )
     write_report(summary, args.out / "report.md", context, notes, omission_lines(results))
     write_chart(summary, args.out / "chart.png")
     print(f"wrote {args.out}/results.csv, summary.csv, report.md, chart.png")

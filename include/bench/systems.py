@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import random
 import resource
 import subprocess
 import time
@@ -93,13 +94,12 @@ class PlainWhisperSystem(System):
 
 class WhisperSystem(System):
     """The engine's recognition step without its API, queue and storage: the recognizer
-    its workers run (``medscribe.asr``, vocabulary prompt, coverage guarantee and
+    its workers run (``medscribe.asr``: per-window prompts, coverage guarantee and
     correction included).
 
-    Only as many terms as the prompt's token budget allows steer decoding; all of them
-    take part in the correction. ``terms_by_file`` (file name -> terms) replaces the shared
-    vocabulary per file: each file gets exactly its own terms, an upper bound for what a
-    vocabulary can do.
+    ``terms_by_file`` (file name -> terms) replaces the shared vocabulary per file: each
+    file's own terms are in every window's prompt, the ceiling of what a prompt can do;
+    with ``distractors``, that many other vocabulary phrases hide them, in random order.
     """
 
     def __init__(
@@ -108,9 +108,11 @@ class WhisperSystem(System):
         threads: int,
         vocabulary: Sequence[str] = (),
         terms_by_file: Mapping[str, Sequence[str]] | None = None,
+        distractors: int = 0,
     ) -> None:
         self.model_dir, self.threads = model_dir, threads
         self.vocabulary, self.terms_by_file = list(vocabulary), terms_by_file
+        self.distractors = distractors
 
     def load(self) -> None:
         from medscribe.asr import Recognizer
@@ -120,25 +122,55 @@ class WhisperSystem(System):
     def transcribe(self, path: Path) -> str:
         from medscribe.audio import load
 
-        terms = self.vocabulary
+        phrases, own = self.vocabulary, []
         if self.terms_by_file is not None:
-            terms = list(self.terms_by_file[path.name])
-        words = self.recognize(load(path.read_bytes()).tracks[0], terms)
+            own = list(self.terms_by_file[path.name])
+            others = [p for p in self.vocabulary if p not in own]
+            chance = random.Random(path.name)
+            own += chance.sample(others, min(self.distractors, len(others)))
+            chance.shuffle(own)
+            phrases = own
+        words = self.recognize(load(path.read_bytes()).tracks[0], phrases, own)
         return " ".join(word.text for word in words)
 
-    def recognize(self, samples: np.ndarray, terms: list[str]) -> list[Word]:
-        return self._recognizer.transcribe(samples, terms).words
+    def recognize(self, samples: np.ndarray, phrases: list[str], own: list[str]) -> list[Word]:
+        return self._recognizer.transcribe(samples, phrases, own).words
 
 
 class FirstPassSystem(WhisperSystem):
-    """The recognizer without the coverage guarantee: its first pass alone (sequential
-    windows over detected speech, vocabulary as hotwords) and the correction; kept to
-    measure what the guarantee adds."""
+    """The recognizer without the coverage guarantee: its windows, prompted, and the
+    correction; kept to measure what the guarantee adds."""
 
-    def recognize(self, samples: np.ndarray, terms: list[str]) -> list[Word]:
+    def recognize(self, samples: np.ndarray, phrases: list[str], own: list[str]) -> list[Word]:
         from medscribe import correction
 
-        return correction.snap(self._recognizer.first_pass(samples, terms), terms)
+        return correction.snap(self._recognizer.first_pass(samples, phrases, own), phrases)
+
+
+def _fixed_prompt_recognizer() -> type:
+    from medscribe.asr import Recognizer
+
+    class FixedPrompt(Recognizer):
+        """The recognizer before per-window prompts: the whole file decoded with one prompt,
+        the vocabulary's first phrases that fit, coverage and correction as today."""
+
+        def first_pass(
+            self, samples: np.ndarray, phrases: Sequence[str], own: Sequence[str] = ()
+        ) -> list[Word]:
+            prompt = self.prompt(list(dict.fromkeys([*own, *phrases])))
+            return self._words(samples, hotwords=prompt, **self.options)
+
+    return FixedPrompt
+
+
+class FixedPromptSystem(WhisperSystem):
+    """The engine's recognizer as it was with one fixed prompt: the baseline that per-window
+    prompts are measured against, side by side."""
+
+    def load(self) -> None:
+        self._recognizer = _fixed_prompt_recognizer()(
+            str(self.model_dir), cpu_threads=self.threads, beam_size=5
+        )
 
 
 class PocketsphinxSystem(System):
@@ -296,24 +328,45 @@ class Settings:
 
 SYSTEM_NAMES = (
     "whisper",
+    "whisper-fixed-prompt",
     "whisper-vocab",
     "whisper-vocab-before",
     "whisper-oracle",
+    "whisper-distractors",
     "pocketsphinx",
     "engine",
 )
-DEFAULT_SYSTEMS = ("whisper", "whisper-vocab-before", "whisper-vocab", "pocketsphinx", "engine")
+DEFAULT_SYSTEMS = (
+    "whisper",
+    "whisper-fixed-prompt",
+    "whisper-vocab",
+    "whisper-oracle",
+    "whisper-distractors",
+    "engine",
+)
+#: Other vocabulary phrases hiding a file's own terms in ``whisper-distractors``.
+DISTRACTORS = 40
 
 
 def make_system(name: str, settings: Settings) -> System:
     if name == "whisper":
         return PlainWhisperSystem(settings.model_dir, settings.threads)
+    if name == "whisper-fixed-prompt":
+        return FixedPromptSystem(settings.model_dir, settings.threads, settings.vocabulary)
     if name == "whisper-vocab":
         return WhisperSystem(settings.model_dir, settings.threads, settings.vocabulary)
     if name == "whisper-vocab-before":
         return FirstPassSystem(settings.model_dir, settings.threads, settings.vocabulary)
     if name == "whisper-oracle":
         return WhisperSystem(settings.model_dir, settings.threads, (), settings.terms_by_file)
+    if name == "whisper-distractors":
+        return WhisperSystem(
+            settings.model_dir,
+            settings.threads,
+            settings.vocabulary,
+            settings.terms_by_file,
+            DISTRACTORS,
+        )
     if name == "pocketsphinx":
         return PocketsphinxSystem()
     if name == "engine":

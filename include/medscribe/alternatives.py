@@ -10,17 +10,15 @@ scores, each aligned to the audio for word times and per-word confidences.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from ctranslate2 import StorageView
-from faster_whisper.audio import pad_or_trim
-from faster_whisper.tokenizer import Tokenizer
-from faster_whisper.transcribe import Word as Piece
-from faster_whisper.transcribe import merge_punctuations
 
-from .asr import Recognizer, join_pieces
+from . import retrieval
+from .asr import RETRIEVED, Recognizer
 from .audio import SAMPLE_RATE
+from .coverage import Span
 from .words import Word
 
 #: A silence this long between two words starts a new segment.
@@ -29,9 +27,6 @@ PAUSE_S = 1.0
 MAX_SEGMENT_S = 25.0
 #: Audio kept around a segment's words when it is decoded again.
 PAD_S = 0.2
-#: faster-whisper's defaults for attaching punctuation to the neighbouring word.
-PREPEND_PUNCTUATION = "\"'“¿([{-"
-APPEND_PUNCTUATION = "\"'.。,，!！?？:：”)]}、"
 
 
 @dataclass(frozen=True)
@@ -70,85 +65,44 @@ class Alternatives:
 
     def __init__(self, recognizer: Recognizer) -> None:
         self.recognizer = recognizer
-        self.model = recognizer.model
-        self.tokenizer = Tokenizer(
-            self.model.hf_tokenizer, self.model.model.is_multilingual, "transcribe", "en"
-        )
 
     def segments(
-        self, samples: np.ndarray, words: list[Word], phrases: list[str], count: int
+        self,
+        samples: np.ndarray,
+        words: list[Word],
+        phrases: Sequence[str],
+        count: int,
+        own: Sequence[str] = (),
     ) -> list[Segment]:
-        """Every segment of ``words`` with up to ``count`` readings that differ in words."""
-        prompt = self.model.get_prompt(
-            self.tokenizer,
-            [],
-            without_timestamps=True,
-            hotwords=self.recognizer.prompt(phrases),
-        )
+        """Every segment of ``words`` with up to ``count`` readings that differ in words, each
+        segment prompted as a window is (``own`` phrases, then those sounding like it)."""
+        recognizer = self.recognizer
+        index = retrieval.phrase_index(tuple(phrases))
         duration = len(samples) / SAMPLE_RATE
+        # The beam is twice as wide as the readings asked for: many hypotheses differ from
+        # one another only in punctuation and count as one reading.
+        width = max(recognizer.beam_size, 2 * count)
         segments = []
         for run in split(words):
-            start, end = max(run[0].start - PAD_S, 0.0), min(run[-1].end + PAD_S, duration)
+            audio = recognizer.encode(
+                samples, Span(max(run[0].start - PAD_S, 0.0), min(run[-1].end + PAD_S, duration))
+            )
+            prompt = recognizer.steered(own, retrieval.candidates(run, index, RETRIEVED))
             readings = [run]
             seen = {_spoken(" ".join(word.text for word in run))}
-            encoded, frames = self._encode(samples, start, end)
-            for tokens in self._hypotheses(encoded, prompt, count):
+            for tokens in recognizer.hypotheses(audio, prompt, width, width):
                 if len(readings) == count:
                     break
-                spoken = _spoken(self.tokenizer.decode(tokens))
+                spoken = _spoken(recognizer.tokenizer.decode(tokens))
                 if spoken and spoken not in seen:
                     seen.add(spoken)
-                    readings.append(self._timed(tokens, encoded, frames, start, end))
+                    readings.append(recognizer.timed(tokens, audio))
             segments.append(Segment(run[0].start, run[-1].end, readings))
         return segments
 
     def align(self, samples: np.ndarray, start: float, end: float, text: str) -> list[Word]:
         """The words of ``text``, known to be said between ``start`` and ``end``, timed on
         that audio (forced alignment: nothing is recognized)."""
-        encoded, frames = self._encode(samples, start, end)
-        tokens = self.tokenizer.encode(" " + text.strip())
-        return self._timed(tokens, encoded, frames, start, end)
-
-    def _encode(self, samples: np.ndarray, start: float, end: float) -> tuple[StorageView, int]:
-        """Whisper's encoding of the audio from ``start`` to ``end``, and its frame count."""
-        span = samples[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
-        features = self.model.feature_extractor(span)
-        return self.model.encode(pad_or_trim(features)), features.shape[-1]
-
-    def _hypotheses(self, encoded: StorageView, prompt: list[int], count: int) -> list[list[int]]:
-        """Beam hypotheses' text tokens, best score first.
-
-        The beam is twice as wide as the readings asked for: many hypotheses differ from
-        one another only in punctuation and count as one reading.
-        """
-        width = max(self.recognizer.options["beam_size"], 2 * count)
-        result = self.model.model.generate(
-            encoded,
-            [prompt],
-            beam_size=width,
-            num_hypotheses=width,
-            max_length=self.model.max_length,
-            return_scores=True,
-            suppress_blank=True,
-            suppress_tokens=[-1],
-        )[0]
-        eot = self.tokenizer.eot
-        return [[token for token in tokens if token < eot] for tokens in result.sequences_ids]
-
-    def _timed(
-        self, tokens: list[int], encoded: StorageView, frames: int, start: float, end: float
-    ) -> list[Word]:
-        """A hypothesis as words, timed and scored by aligning it to the segment's audio."""
-        [alignment] = self.model.find_alignment(self.tokenizer, [tokens], encoded, frames)
-        merge_punctuations(alignment, PREPEND_PUNCTUATION, APPEND_PUNCTUATION)
-        pieces = [
-            Piece(
-                start=start + float(piece["start"]),
-                end=start + float(piece["end"]),
-                word=piece["word"],
-                probability=float(piece["probability"]),
-            )
-            for piece in alignment
-            if piece["word"]
-        ]
-        return join_pieces(pieces, end)
+        audio = self.recognizer.encode(samples, Span(start, end))
+        tokens = self.recognizer.tokenizer.encode(" " + text.strip())
+        return self.recognizer.timed(tokens, audio)

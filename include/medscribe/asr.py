@@ -1,41 +1,69 @@
-"""Speech recognition with faster-whisper: samples in, timed words with confidences out."""
+"""Speech recognition with faster-whisper: samples in, timed words with confidences out.
+
+The audio is cut at pauses into windows Whisper hears whole. Each window is encoded once
+and decoded at most twice: quickly (greedy, prompted by the job's own vocabulary only),
+then, where the words heard sound like vocabulary phrases they do not spell, with a beam
+and those phrases in its prompt (see ``retrieval``). Speech still left without words is
+decoded again (see ``coverage``), and near-miss words are snapped to a phrase (see
+``correction``).
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
+from ctranslate2 import StorageView
 from faster_whisper import WhisperModel
-from faster_whisper.transcribe import Segment
+from faster_whisper.audio import pad_or_trim
+from faster_whisper.tokenizer import Tokenizer
+from faster_whisper.transcribe import Segment, merge_punctuations
 from faster_whisper.transcribe import Word as Piece
 
-from . import correction
+from . import correction, retrieval
 from .audio import SAMPLE_RATE
-from .coverage import SPEECH_THRESHOLD, Decoder, Gap, ensure_coverage, piecewise
+from .coverage import (
+    SPEECH_THRESHOLD,
+    Decoder,
+    Gap,
+    Span,
+    ensure_coverage,
+    loops,
+    piecewise,
+    span_samples,
+    speech_spans,
+)
 from .model import resolve_model
 from .words import Word
 
 log = logging.getLogger(__name__)
 
-#: Whisper attends to at most 223 prompt tokens; leave room for the previous window's text.
+#: Whisper attends to at most 223 prompt tokens; fewer keep it listening to the audio.
 PROMPT_TOKEN_BUDGET = 120
+#: The quick decoding only finds what to prompt a window with: greedy is enough.
+QUICK_BEAM = 1
+#: Whisper hears 30 s at a time: a window, padding included, is no longer than this.
+WINDOW_S = 29.0
+#: Audio kept around a window's speech, inside the pauses on either side.
+WINDOW_PAD_S = 0.3
+#: Phrases retrieved for a window's prompt, most alike first (those that fit the budget go in).
+RETRIEVED = 40
 #: Temperatures of the sampling re-decode attempt (greedy decoding already failed there).
 REDECODE_SAMPLING = (0.4, 0.6, 0.8)
+#: faster-whisper's defaults for attaching punctuation to the neighbouring word.
+PREPEND_PUNCTUATION = "\"'“¿([{-"
+APPEND_PUNCTUATION = "\"'.。,，!！?？:：”)]}、"
 
 
 def decode_options(beam_size: int) -> dict[str, Any]:
-    """The first-pass settings of every engine job; re-decoding starts from them too.
-
-    Sequential 30 s windows over the speech voice activity detection finds, each decoded
-    on its own (no previous text in the prompt: one misheard window must not steer the
-    next). Side by side on long dictations this beat faster-whisper's batched 15 s chunks
-    on WER (13.4% vs 14.1%) and term recall (69% vs 68%) at 1.7x the speed; where the
-    vocabulary prompt makes a window stop early, the coverage guarantee decodes the rest.
-    """
+    """faster-whisper's settings for decoding a stretch again (the coverage guarantee):
+    sequential 30 s windows over the speech voice activity detection finds, each decoded
+    on its own (one misheard window must not steer the next)."""
     return {
         "language": "en",
         "beam_size": beam_size,
@@ -52,10 +80,6 @@ class Recognition:
 
     words: list[Word]
     uncovered: list[Gap]
-
-    @property
-    def uncovered_seconds(self) -> float:
-        return sum(gap.speech_s for gap in self.uncovered)
 
 
 def timed_words(segments: Iterable[Segment], duration: float) -> list[Word]:
@@ -79,6 +103,37 @@ def join_pieces(pieces: Iterable[Piece], duration: float) -> list[Word]:
     return [word for word in words if word.text]
 
 
+#: The longest stretch of speech a window holds: its padding fits around it.
+WINDOW_SPEECH_S = WINDOW_S - 2 * WINDOW_PAD_S
+
+
+def windows(samples: np.ndarray) -> list[Span]:
+    """The speech cut at pauses into windows of at most ``WINDOW_S``, each padded by up to
+    ``WINDOW_PAD_S`` within the pauses around it."""
+    duration = len(samples) / SAMPLE_RATE
+    groups: list[list[Span]] = []
+    for piece in speech_spans(samples, WINDOW_SPEECH_S):
+        if groups and piece.end - groups[-1][0].start <= WINDOW_SPEECH_S:
+            groups[-1].append(piece)
+        else:
+            groups.append([piece])
+    # Neighbouring windows reach at most halfway into the pause between them.
+    cuts = [0.0, *((a[-1].end + b[0].start) / 2 for a, b in pairwise(groups)), duration]
+    return [
+        Span(max(low, group[0].start - WINDOW_PAD_S), min(high, group[-1].end + WINDOW_PAD_S))
+        for group, (low, high) in zip(groups, pairwise(cuts), strict=True)
+    ]
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """Whisper's encoding of a span of audio: computed once, decoded as often as needed."""
+
+    output: StorageView
+    frames: int
+    span: Span
+
+
 class Recognizer:
     """One loaded model; a worker builds it once and reuses it for every job."""
 
@@ -94,10 +149,14 @@ class Recognizer:
         self.model = WhisperModel(
             str(path), device="cpu", compute_type=compute_type, cpu_threads=cpu_threads
         )
+        self.tokenizer = Tokenizer(
+            self.model.hf_tokenizer, self.model.model.is_multilingual, "transcribe", "en"
+        )
+        self.beam_size = beam_size
         self.options = decode_options(beam_size)
         log.info("loaded model %s (%s)", path, compute_type)
 
-    def prompt(self, phrases: list[str]) -> str | None:
+    def prompt(self, phrases: Sequence[str]) -> str | None:
         """As many phrases as fit the token budget, in order of priority."""
         kept: list[str] = []
         used = 0
@@ -107,16 +166,21 @@ class Recognizer:
                 break
             kept.append(phrase)
             used += cost
-        log.info(
-            "prompt holds %d of %d vocabulary phrases (%d tokens)", len(kept), len(phrases), used
-        )
         return ", ".join(kept) + "." if kept else None
 
-    def transcribe(self, samples: np.ndarray, phrases: list[str]) -> Recognition:
-        """Decode steered by ``phrases``: those that fit go in the prompt (first come first),
-        then fill any stretch of speech left without words (see ``coverage``), and snap
-        near-miss words to a phrase."""
-        first = self.first_pass(samples, phrases)
+    def steered(self, own: Sequence[str], found: Sequence[retrieval.Candidate]) -> str | None:
+        """A window's prompt: the job's phrases, then those retrieved for the window."""
+        return self.prompt(list(dict.fromkeys([*own, *(candidate.phrase for candidate in found)])))
+
+    def transcribe(
+        self, samples: np.ndarray, phrases: Sequence[str], own: Sequence[str] = ()
+    ) -> Recognition:
+        """Words steered by the vocabulary, every stretch of speech covered or counted.
+
+        ``phrases`` is the whole vocabulary; ``own`` (the job's vocabulary) is in every
+        prompt, and each window's prompt adds the phrases that sound like what was heard there.
+        """
+        first = self.first_pass(samples, phrases, own)
         words, uncovered = ensure_coverage(first, samples, self.redecoding)
         if len(words) > len(first) or uncovered:
             log.info(
@@ -125,10 +189,77 @@ class Recognizer:
                 sum(gap.speech_s for gap in uncovered),
                 len(uncovered),
             )
-        return Recognition(correction.snap(words, phrases), uncovered)
+        return Recognition(correction.snap(words, list(phrases)), uncovered)
 
-    def first_pass(self, samples: np.ndarray, phrases: list[str]) -> list[Word]:
-        return self._words(samples, hotwords=self.prompt(phrases), **self.options)
+    def first_pass(
+        self, samples: np.ndarray, phrases: Sequence[str], own: Sequence[str] = ()
+    ) -> list[Word]:
+        """Each window decoded quickly, prompted by the job's vocabulary only; a window whose
+        sound-alike phrases that decoding did not write is decoded again with them."""
+        index = retrieval.phrase_index(tuple(phrases))
+        words: list[Word] = []
+        for span in windows(samples):
+            audio = self.encode(samples, span)
+            heard = self.decode(audio, self.prompt(own), QUICK_BEAM)
+            found = retrieval.candidates(heard, index, RETRIEVED)
+            if any(not candidate.heard for candidate in found):
+                again = self.decode(audio, self.steered(own, found), self.beam_size)
+                # Where the prompted decoding stops early or loops, the quick one stays.
+                if len(again) >= len(heard) / 2 and not loops(again):
+                    heard = again
+            words += heard
+        return words
+
+    def encode(self, samples: np.ndarray, span: Span) -> Encoding:
+        """Whisper's encoding of ``span`` (at most 30 s) of ``samples``."""
+        features = self.model.feature_extractor(span_samples(samples, span))
+        return Encoding(self.model.encode(pad_or_trim(features)), features.shape[-1], span)
+
+    def decode(self, audio: Encoding, hotwords: str | None, beam_size: int) -> list[Word]:
+        """The best reading of ``audio`` as timed words, in one decoding: no timestamps, no
+        fallback (what it misses, the coverage guarantee decodes again)."""
+        (tokens,) = self.hypotheses(audio, hotwords, beam_size, 1)
+        return self.timed(tokens, audio)
+
+    def hypotheses(
+        self, audio: Encoding, hotwords: str | None, beam_size: int, count: int
+    ) -> list[list[int]]:
+        """The text tokens of the ``count`` best beam hypotheses, best first."""
+        prompt = self.model.get_prompt(
+            self.tokenizer, [], without_timestamps=True, hotwords=hotwords
+        )
+        result = self.model.model.generate(
+            audio.output,
+            [prompt],
+            beam_size=beam_size,
+            num_hypotheses=count,
+            max_length=self.model.max_length,
+            suppress_blank=True,
+            suppress_tokens=[-1],
+        )[0]
+        eot = self.tokenizer.eot
+        return [[token for token in tokens if token < eot] for tokens in result.sequences_ids]
+
+    def timed(self, tokens: list[int], audio: Encoding) -> list[Word]:
+        """``tokens`` as words, timed and scored by aligning them to the audio."""
+        if not tokens:
+            return []
+        [alignment] = self.model.find_alignment(
+            self.tokenizer, [tokens], audio.output, audio.frames
+        )
+        merge_punctuations(alignment, PREPEND_PUNCTUATION, APPEND_PUNCTUATION)
+        start = audio.span.start
+        pieces = [
+            Piece(
+                start=start + float(piece["start"]),
+                end=start + float(piece["end"]),
+                word=piece["word"],
+                probability=float(piece["probability"]),
+            )
+            for piece in alignment
+            if piece["word"]
+        ]
+        return join_pieces(pieces, audio.span.end)
 
     @property
     def redecoding(self) -> tuple[Decoder, ...]:

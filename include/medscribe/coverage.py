@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from faster_whisper.vad import VadOptions, get_speech_timestamps
@@ -118,12 +118,24 @@ def _held(span: Span, speech: Sequence[Span]) -> float:
     return sum(piece.seconds for piece in _speech_in(span, speech))
 
 
-def speech_spans(samples: np.ndarray) -> list[Span]:
-    """Where voice activity detection hears speech, in seconds."""
+def speech_spans(samples: np.ndarray, longest: float = float("inf")) -> list[Span]:
+    """Where voice activity detection hears speech, in seconds, in pieces of at most
+    ``longest`` seconds."""
+    options = replace(SPEECH, max_speech_duration_s=longest)
     return [
         Span(float(stamp["start"]) / SAMPLE_RATE, float(stamp["end"]) / SAMPLE_RATE)
-        for stamp in get_speech_timestamps(samples, SPEECH)
+        for stamp in get_speech_timestamps(samples, options)
     ]
+
+
+def kept_to_speech(words: Sequence[Word], speech: Sequence[Span]) -> list[Word]:
+    """Words timed from the first to the last moment of speech inside them: aligning a
+    window's text to its audio can stretch a word over the pause before or after it."""
+    kept = []
+    for word in words:
+        inside = _speech_in(Span(word.start, word.end), speech)
+        kept.append(replace(word, start=inside[0].start, end=inside[-1].end) if inside else word)
+    return kept
 
 
 def gaps(words: Sequence[Word], speech: Sequence[Span], duration: float) -> list[Gap]:
@@ -189,15 +201,15 @@ def _replacing(
 
 def _placed(words: list[Word], span: Span) -> list[Word]:
     """Words decoded from ``span``'s samples, moved onto the file's clock and kept inside it."""
-    placed = []
+    moved = []
     for word in words:
         start = min(span.start + word.start, span.end)
         end = min(max(span.start + word.end, start), span.end)
-        placed.append(Word(word.text, start, end, word.confidence))
-    return placed
+        moved.append(Word(word.text, start, end, word.confidence))
+    return moved
 
 
-def _samples(samples: np.ndarray, span: Span) -> np.ndarray:
+def span_samples(samples: np.ndarray, span: Span) -> np.ndarray:
     return samples[int(span.start * SAMPLE_RATE) : int(span.end * SAMPLE_RATE)]
 
 
@@ -206,16 +218,18 @@ def ensure_coverage(
 ) -> tuple[list[Word], list[Gap]]:
     """Fill every gap with words from the first attempt whose words it takes.
 
-    Returns all words in time order and the gaps no attempt could fill.
+    Returns all words in time order, each kept to the speech inside it, and the gaps no
+    attempt could fill.
     """
     duration = len(samples) / SAMPLE_RATE
     speech = speech_spans(samples)
+    words = kept_to_speech(words, speech)
     for decode in attempts:
         missing = gaps(words, speech, duration)
         if not missing:
             break
         for gap in reversed(missing):  # from the end, so earlier indexes stay valid
-            found = _placed(decode(_samples(samples, gap.span)), gap.span)
+            found = _placed(decode(span_samples(samples, gap.span)), gap.span)
             if gap.takes(found):
                 words = words[: gap.index] + found + words[gap.index + gap.replaces :]
     return words, gaps(words, speech, duration)
@@ -231,7 +245,7 @@ def piecewise(decode: Decoder) -> Decoder:
         start = 0.0
         for piece in speech_spans(samples):
             span = Span(max(start, piece.start - PAD_S), min(duration, piece.end + PAD_S))
-            words += _placed(decode(_samples(samples, span)), span)
+            words += _placed(decode(span_samples(samples, span)), span)
             start = span.end
         return words
 

@@ -96,8 +96,9 @@ class Worker:
         media = audio_of(
             self._read(request["Media"]["MediaFileUri"]), request, self.config.max_media_seconds
         )
-        phrases = self._phrases(request.get("Settings", {}).get("VocabularyName"))
-        channels = [self.recognizer.transcribe(track, phrases) for track in media.tracks]
+        own = self._own_phrases(request.get("Settings", {}).get("VocabularyName"))
+        phrases = list(dict.fromkeys([*own, *self._shared_phrases()]))
+        channels = [self.recognizer.transcribe(track, phrases, own) for track in media.tracks]
         words = [channel.words for channel in channels]
         settings = request.get("Settings", {})
         if settings.get("ShowSpeakerLabels"):
@@ -108,7 +109,7 @@ class Worker:
             alternatives = Alternatives(self.recognizer)
             count = settings["MaxAlternatives"]
             segments = [
-                alternatives.segments(track, track_words, phrases, count)
+                alternatives.segments(track, track_words, phrases, count, own)
                 for track, track_words in zip(media.tracks, words, strict=True)
             ]
         document = transcript.build(
@@ -174,17 +175,19 @@ class Worker:
                 )
             return body.read()
 
-    def _phrases(self, vocabulary_name: str | None) -> list[str]:
-        """The job's vocabulary first (it wins the prompt budget), then the shipped default."""
-        phrases: list[str] = []
-        if vocabulary_name:
-            vocabulary = self.store.get_vocabulary(vocabulary_name)
-            if vocabulary is None or vocabulary.state != "READY":
-                raise JobFailed(f"The vocabulary {vocabulary_name} is no longer available.")
-            phrases.extend(vocabulary.phrases)
-        if self.config.default_vocabulary:
-            phrases.extend(default_phrases())
-        return list(dict.fromkeys(phrases))
+    def _own_phrases(self, vocabulary_name: str | None) -> list[str]:
+        """The job's vocabulary: in every window's prompt, first."""
+        if not vocabulary_name:
+            return []
+        vocabulary = self.store.get_vocabulary(vocabulary_name)
+        if vocabulary is None or vocabulary.state != "READY":
+            raise JobFailed(f"The vocabulary {vocabulary_name} is no longer available.")
+        return list(vocabulary.phrases)
+
+    def _shared_phrases(self) -> tuple[str, ...]:
+        """The shipped default list, if configured: each window's prompt takes from it the
+        phrases that sound like what was heard there."""
+        return default_phrases() if self.config.default_vocabulary else ()
 
     def settle_vocabulary(self, vocabulary: Vocabulary) -> None:
         """Read a pending vocabulary's phrase file: READY with its phrases, or FAILED.

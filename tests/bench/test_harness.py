@@ -111,6 +111,8 @@ def _results() -> pd.DataFrame:
                     "omitted": "increase levothyroxine to 112 mcg" if system == "whisper" else "",
                     "terms_total": 4,
                     "terms_recalled": recalled,
+                    "listed_total": 3,
+                    "listed_recalled": min(recalled, 3),
                     "false_insertions": 1,
                     "error": "",
                 }
