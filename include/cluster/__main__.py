@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cluster.stack import ProcessCluster
+from cluster.stack import ProcessCluster, describe
 
 
 def main() -> None:
@@ -22,7 +22,8 @@ def main() -> None:
         print(f"S3 at {env['AWS_ENDPOINT_URL_S3']}, engine at {env['AWS_ENDPOINT_URL_TRANSCRIBE']}")
         print(f"clients: . {cluster.write_client_env().relative_to(cluster.state.parents[1])}")
     elif args.command == "down":
-        cluster.down()
+        for host, left in cluster.down().items():
+            print(f"{host}: {describe(left)} outlived SIGKILL (its network is gone)")
         print("cluster stopped")
     else:
         running = cluster.running()

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import local_stack
 import psutil
 
 SERVICE_USER = "postgres"
@@ -126,6 +127,6 @@ def shut_down(pid: int, timeout: float = 30) -> None:
     try:
         process = psutil.Process(pid)
         process.send_signal(signal.SIGINT)
-        process.wait(timeout)
     except psutil.NoSuchProcess:
-        pass
+        return
+    local_stack.wait_ended([process], timeout)

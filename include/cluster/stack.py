@@ -22,6 +22,7 @@ from typing import Any
 
 import boto3
 import local_stack
+import psutil
 from botocore.config import Config
 
 from cluster import compose, postgres
@@ -233,18 +234,26 @@ class ProcessCluster:
         self._save(pids)
         return pids[host]
 
-    def stop(self, host: str) -> None:
-        """Stop one host's process the way its container is stopped."""
+    def stop(self, host: str) -> list[psutil.Process]:
+        """Stop everything a host runs, as docker ends a container, whatever died first.
+
+        Its process group (a main process killed with -9 leaves its children running),
+        then whatever else still runs in its namespace. Returns what outlived SIGKILL.
+        """
         pid = self._pids().get(host)
-        if pid is None:
-            return
-        if host == "postgres":
-            postgres.shut_down(pid)
-        local_stack.stop(pid)
+        if pid is not None:
+            if host == "postgres":
+                postgres.shut_down(pid)
+            local_stack.stop(pid)
+        return self._end_on(host)
+
+    def _end_on(self, host: str) -> list[psutil.Process]:
+        return local_stack.end(lambda: self.network.processes(host))
 
     def up(self) -> None:
         if self.running():
             raise SystemExit("the cluster is running already: make cluster-down first")
+        self._clear_leftovers()
         for folder in ("logs", "home", "airflow", *self.paths.values()):
             (self.state / folder).mkdir(parents=True, exist_ok=True)
         aliases = {self.hosts[name][0]: [name] for name in self.services if name in SCALE}
@@ -256,6 +265,17 @@ class ProcessCluster:
             self.down()
             raise
         self.write_client_env()
+
+    def _clear_leftovers(self) -> None:
+        """End what an earlier cluster of these names left on its hosts, or name who holds them."""
+        for host in self.network.hosts:
+            if found := self.network.processes(host):
+                print(f"{host}: ending what an earlier cluster left: {describe(found)}", flush=True)
+                if left := self._end_on(host):
+                    raise SystemExit(
+                        f"{self.network.namespace(host)} is held by {describe(left)}, "
+                        "which outlived SIGKILL"
+                    )
 
     def _start_all(self) -> None:
         """Like ``docker compose up``: in dependency order, waiting as ``depends_on`` says."""
@@ -281,11 +301,15 @@ class ProcessCluster:
             if code != 0:
                 raise RuntimeError(f"{host} failed ({code}); see its log in {self.state / 'logs'}")
 
-    def down(self) -> None:
+    def down(self) -> dict[str, list[psutil.Process]]:
+        """Stop every host, then remove the network; returns what outlived SIGKILL, by host."""
         with ThreadPoolExecutor(len(self.network.hosts)) as pool:
-            list(pool.map(self.stop, self.network.hosts))
+            left = dict(
+                zip(self.network.hosts, pool.map(self.stop, self.network.hosts), strict=True)
+            )
         self.network.destroy()
         self.record.unlink(missing_ok=True)
+        return {host: processes for host, processes in left.items() if processes}
 
     # --- clients ------------------------------------------------------------------------
 
@@ -322,6 +346,15 @@ class ProcessCluster:
         path.touch(mode=0o600)
         path.write_text("".join(f"export {k}={v}\n" for k, v in self.client_env().items()))
         return path
+
+
+def describe(processes: list[psutil.Process]) -> str:
+    """``pid 12 (python -m medscribe worker)``, for each of ``processes``."""
+    described = []
+    for process in processes:
+        with suppress(psutil.NoSuchProcess):
+            described.append(f"pid {process.pid} ({' '.join(process.cmdline())[:80]})")
+    return ", ".join(described)
 
 
 def _exit_code(pid: int) -> int | None:

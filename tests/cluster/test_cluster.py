@@ -12,6 +12,8 @@ import io
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,10 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import psutil
 import pytest
 import sqlalchemy as sa
 
+from cluster import compose
 from cluster.airflow_api import AirflowAPI
+from cluster.netns import ip
 from cluster.stack import ProcessCluster
 from medscribe.store import JobStore, jobs
 
@@ -88,6 +93,15 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 300) -> Any:
             return found
         time.sleep(0.5)
     raise TimeoutError(f"no {what} within {timeout:.0f}s")
+
+
+def make(command: str) -> subprocess.CompletedProcess:
+    """What ``make cluster`` (``up``) or ``make cluster-<command>`` runs, in a process of its own."""
+    return subprocess.run(
+        [sys.executable, "-m", "cluster", command],
+        env={**os.environ, "PYTHONPATH": str(compose.ROOT / "include")},
+        capture_output=True, text=True,
+    )  # fmt: skip
 
 
 class Night:
@@ -242,3 +256,47 @@ def test_s3_unreachable_for_30_seconds(running, audio):
     finally:
         running.cluster.network.set_reachable("s3", True)
     tonight.finish("S3 unreachable for 30 s")
+
+
+def network_namespaces(cluster: ProcessCluster) -> set[int]:
+    """The identities of the hosts' namespaces, which outlive their names."""
+    return {
+        Path("/run/netns", cluster.network.namespace(host)).stat().st_ino
+        for host in cluster.network.hosts
+    }
+
+
+def processes_in(namespaces: set[int]) -> list[str]:
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if Path(f"/proc/{process.pid}/ns/net").stat().st_ino in namespaces:
+                found.append(f"{process.pid} {' '.join(process.cmdline())}")
+        except (OSError, psutil.NoSuchProcess):  # gone meanwhile
+            pass
+    return found
+
+
+def network_left(cluster: ProcessCluster) -> list[str]:
+    prefix = cluster.network.prefix
+    links = [link["ifname"] for link in json.loads(ip("-j", "link", "show").stdout)]
+    namespaces = ip("netns", "list").stdout.split()
+    return [name for name in links + namespaces if name.startswith(prefix)]
+
+
+def test_cluster_down_ends_hosts_whose_main_process_was_killed(running):
+    """Docker ends every process of a container whose main process died; so must
+    ``make cluster-down``, or the next ``make cluster`` finds its names taken."""
+    cluster = running.cluster
+    namespaces = network_namespaces(cluster)
+    main = cluster.running()
+    for host in ("engine-worker-1", "airflow-worker-1", "airflow-apiserver"):
+        killed = psutil.Process(main[host])
+        killed.kill()
+        killed.wait(30)
+        assert cluster.network.processes(host), f"{host} ran nothing but its main process"
+    down = make("down")
+    assert down.returncode == 0 and "cluster stopped" in down.stdout, down.stderr
+    assert processes_in(namespaces) == []
+    assert network_left(cluster) == []
+    cluster.up()
