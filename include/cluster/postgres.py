@@ -74,12 +74,17 @@ class Server:
     def initialized(self) -> bool:
         return (self.data / "PG_VERSION").exists()
 
+    def prepare(self) -> None:
+        """The server's folders, its user's and within its reach: before every start, as
+        anything may have taken back the search permission on a parent since (the local
+        stack makes all of ``.local`` private)."""
+        for folder in (self.data, self.sockets):
+            folder.mkdir(parents=True, exist_ok=True)
+            own(folder)
+
     def initdb(self, user: str, password: str) -> None:
         """A new cluster whose superuser ``user`` logs in over TCP with ``password``."""
-        self.data.mkdir(parents=True, exist_ok=True)
-        self.sockets.mkdir(parents=True, exist_ok=True)
-        own(self.data)
-        own(self.sockets)
+        self.prepare()
         with tempfile.NamedTemporaryFile("w", dir=self.sockets, suffix=".pw") as pwfile:
             pwfile.write(password)
             pwfile.flush()

@@ -175,6 +175,7 @@ class ProcessCluster:
         """The postgres image's entrypoint: initdb and init scripts once, then the server."""
         env = self.env("postgres", host)
         server = self.postgres_server()
+        server.prepare()
         fresh = not server.initialized()
         if fresh:
             server.initdb(env["POSTGRES_USER"], env["POSTGRES_PASSWORD"])

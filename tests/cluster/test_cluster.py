@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import local_stack
 import pandas as pd
 import psutil
 import pytest
@@ -300,3 +301,15 @@ def test_cluster_down_ends_hosts_whose_main_process_was_killed(running):
     assert processes_in(namespaces) == []
     assert network_left(cluster) == []
     cluster.up()
+
+
+def test_the_local_stack_between_two_cluster_starts(running):
+    """``make up``/``make down`` make all of ``.local`` private; the cluster's PostgreSQL,
+    which runs as its own user, must still reach its data when the cluster starts again."""
+    running.cluster.down()
+    stack = [sys.executable, str(compose.ROOT / "include" / "local_stack.py")]
+    was_running = local_stack.LocalStack().running()
+    subprocess.run([*stack, "up"], check=True, capture_output=True)
+    if not was_running:
+        subprocess.run([*stack, "down"], check=True, capture_output=True)
+    running.cluster.up()
