@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cluster.stack import ProcessCluster, describe
+from cluster.stack import ProcessCluster, describe, source_hash
 
 
 def main() -> None:
@@ -27,6 +27,8 @@ def main() -> None:
         print("cluster stopped")
     else:
         running = cluster.running()
+        if running and cluster.code() != source_hash():
+            print("running other code than this checkout's: make cluster-down && make cluster")
         for host in cluster.network.hosts:
             state = f"pid {running[host]}" if host in running else "stopped"
             print(f"{host:24} {cluster.network.address(host):14} {state}")

@@ -10,6 +10,7 @@ the compose command as written. State, logs and the generated ``.env`` live unde
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -139,13 +140,20 @@ class ProcessCluster:
 
     # --- running ------------------------------------------------------------------------
 
-    def _pids(self) -> dict[str, int]:
-        if not self.record.exists():
-            return {}
-        return json.loads(self.record.read_text())["pids"]
+    def _recorded(self) -> dict[str, Any]:
+        return json.loads(self.record.read_text()) if self.record.exists() else {}
 
-    def _save(self, pids: dict[str, int]) -> None:
-        self.record.write_text(json.dumps({"hosts": list(self.network.hosts), "pids": pids}))
+    def _pids(self) -> dict[str, int]:
+        return self._recorded().get("pids", {})
+
+    def _save(self, pids: dict[str, int], code: str | None = None) -> None:
+        code = code or self.code()
+        record = {"hosts": list(self.network.hosts), "pids": pids, "code": code}
+        self.record.write_text(json.dumps(record))
+
+    def code(self) -> str | None:
+        """The :func:`source_hash` of the code the cluster was started from."""
+        return self._recorded().get("code")
 
     def running(self) -> dict[str, int]:
         alive = {}
@@ -253,13 +261,17 @@ class ProcessCluster:
 
     def up(self) -> None:
         if self.running():
-            raise SystemExit("the cluster is running already: make cluster-down first")
+            stale = self.code() != source_hash()
+            raise SystemExit(
+                f"the cluster is running already{', from other code' if stale else ''}: "
+                "make cluster-down first"
+            )
         self._clear_leftovers()
         for folder in ("logs", "home", "airflow", *self.paths.values()):
             (self.state / folder).mkdir(parents=True, exist_ok=True)
         aliases = {self.hosts[name][0]: [name] for name in self.services if name in SCALE}
         self.network.create(aliases)
-        self._save({})
+        self._save({}, source_hash())
         try:
             self._start_all()
         except BaseException:
@@ -347,6 +359,21 @@ class ProcessCluster:
         path.touch(mode=0o600)
         path.write_text("".join(f"export {k}={v}\n" for k, v in self.client_env().items()))
         return path
+
+
+def source_hash() -> str:
+    """What the cluster runs: the checkout's files (tracked, or new and not ignored), tests
+    aside, uncommitted changes included."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", ":!tests"],
+        cwd=compose.ROOT, check=True, capture_output=True,
+    ).stdout  # fmt: skip
+    digest = hashlib.sha256()
+    for name in sorted(set(listed.split(b"\0")) - {b""}):
+        path = compose.ROOT / os.fsdecode(name)
+        if path.is_file():  # not a deleted file still in the index
+            digest.update(name + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def describe(processes: list[psutil.Process]) -> str:

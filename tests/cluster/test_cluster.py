@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from cluster import compose
 from cluster.airflow_api import AirflowAPI
 from cluster.netns import ip
-from cluster.stack import ProcessCluster
+from cluster.stack import ProcessCluster, source_hash
 from medscribe.store import JobStore, jobs
 
 DAG_ID = "nightly_medical_transcription"
@@ -52,6 +52,8 @@ class Running:
 @pytest.fixture(scope="session")
 def running() -> Iterator[Running]:
     cluster = ProcessCluster()
+    if cluster.running() and cluster.code() != source_hash():
+        cluster.down()  # started from other code: what it does says nothing of this code
     started = not cluster.running()
     if started:
         cluster.up()
@@ -193,6 +195,18 @@ def test_a_night_triggered_through_the_api_runs_on_the_celery_workers(running, a
     assert set(ran["hostname"]) <= WORKERS, set(ran["hostname"])
     continued = instances[instances["task_id"] == "continue_night"]
     assert list(continued["state"]) == ["success", "skipped"]
+
+
+def test_the_cluster_under_test_runs_this_checkouts_code(running):
+    assert running.cluster.code() == source_hash()
+    edit = compose.ROOT / "include" / "cluster" / "edited-since.txt"  # new, not ignored
+    edit.write_text("code the running cluster has not seen\n")
+    try:
+        assert running.cluster.code() != source_hash()
+        refused = make("up")
+        assert refused.returncode != 0 and "from other code" in refused.stderr, refused
+    finally:
+        edit.unlink()
 
 
 def test_engine_worker_killed_while_holding_a_job(running, audio):
