@@ -342,8 +342,9 @@ class ProcessCluster:
             "AIRFLOW_PASSWORD": self.settings["AIRFLOW_ADMIN_PASSWORD"],
         }
 
-    def s3_client(self) -> Any:
-        """A boto3 S3 client for the cluster's S3 server, retrying as the DAG's hook does."""
+    def s3_client(self, config: Config | None = None) -> Any:
+        """A boto3 S3 client for the cluster's S3 server, retrying as the DAG's hook does
+        unless ``config`` says otherwise."""
         env = self.client_env()
         return boto3.client(
             "s3",
@@ -351,7 +352,9 @@ class ProcessCluster:
             aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
             region_name=env["AWS_DEFAULT_REGION"],
-            config=Config(s3={"addressing_style": "path"}, retries={"mode": "standard"}),
+            config=Config(s3={"addressing_style": "path"}, retries={"mode": "standard"}).merge(
+                config or Config()
+            ),
         )
 
     def write_client_env(self) -> Path:

@@ -16,7 +16,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,8 @@ import pandas as pd
 import psutil
 import pytest
 import sqlalchemy as sa
+from botocore import exceptions as boto_errors
+from botocore.config import Config
 
 from cluster import compose
 from cluster.airflow_api import AirflowAPI
@@ -87,6 +91,16 @@ def jobs_for(store: JobStore, prefix: str) -> list[Any]:
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(jobs).where(jobs.c.request.contains(f"/{prefix}/")))
         return [dict(row._mapping) for row in rows]
+
+
+def postmaster_started(store: JobStore) -> datetime:
+    """When the job store's server started, asked over a connection of its own."""
+    engine = sa.create_engine(store.engine.url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.pg_postmaster_start_time())).scalar_one()
+    finally:
+        engine.dispose()
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 300) -> Any:
@@ -213,7 +227,14 @@ def test_engine_worker_killed_while_holding_a_job(running, audio):
     tonight = night(running, audio, "engine-worker-kill")
     job = wait_for("job in progress", tonight.in_progress_job)
     host, pid, _ = job["lease_owner"].split(":")
-    os.kill(int(pid), signal.SIGKILL)
+    holder = psutil.Process(int(pid))
+    assert holder in running.cluster.network.processes(host)
+    holder.kill()
+    holder.wait(30)
+    # Dead with the job: nobody renews or takes the lease before it runs out, and a job
+    # done would have dropped it.
+    (held,) = [row for row in jobs_for(running.store, tonight.name) if row["name"] == job["name"]]
+    assert (held["status"], held["lease_owner"]) == ("IN_PROGRESS", job["lease_owner"])
     tonight.finish(f"kill -9 engine worker on {host}")
     taken_over = running.store.get_job(job["name"])
     assert taken_over is not None and taken_over.attempts == 2
@@ -225,18 +246,31 @@ def test_celery_worker_killed_while_starting_jobs(running, audio):
         "transcribe running", lambda: tonight.task_instances("transcribe", "running")
     )
     host = first["hostname"]
-    os.killpg(running.cluster.running()[host], signal.SIGKILL)
+    # The host dies as a killed container does, the task's own process group included.
+    on_host = running.cluster.network.processes(host)
+    assert psutil.Process(first["pid"]) in on_host, "the task runs elsewhere"
+    for process in on_host:
+        with suppress(psutil.NoSuchProcess):
+            process.kill()
+    # No job had finished, so no task was past its wait: the killed task was starting its job.
+    assert "COMPLETED" not in {row["status"] for row in jobs_for(running.store, tonight.name)}
     running.cluster.start("airflow-worker", host)  # as compose's restart policy would
     instances = tonight.finish(f"kill -9 Celery worker {host}")
-    starts = instances[instances["task_id"] == "transcribe"]
-    assert starts["try_number"].max() >= 2
+    killed = instances[
+        (instances["task_id"] == "transcribe") & (instances["map_index"] == first["map_index"])
+    ]
+    assert killed["try_number"].max() >= 2, "the task the kill hit was not run again"
 
 
 def test_postgresql_restarted_mid_night(running, audio):
     tonight = night(running, audio, "postgres-restart")
     wait_for("job in progress", tonight.in_progress_job)
+    before = postmaster_started(running.store)
     running.cluster.stop("postgres")
+    with pytest.raises(sa.exc.OperationalError):
+        postmaster_started(running.store)  # a client meets the outage
     running.cluster.start("postgres", "postgres")
+    assert postmaster_started(running.store) > before, "the same server runs on"
     tonight.finish("restart PostgreSQL")
 
 
@@ -251,6 +285,8 @@ def test_engine_api_restarted_while_sensors_wait(running, audio):
         deferred = lambda: len(tonight.task_instances("transcribe", "deferred")) == len(audio)  # noqa: E731
         wait_for("deferred sensors", deferred)
         running.cluster.stop("engine-api")
+        with pytest.raises(OSError):
+            local_stack.http_ok(f"{running.cluster.url('engine-api')}/health")
         time.sleep(5)
         running.cluster.start("engine-api", "engine-api")
         running.cluster.wait_healthy("engine-api")
@@ -265,9 +301,16 @@ def test_engine_api_restarted_while_sensors_wait(running, audio):
 def test_s3_unreachable_for_30_seconds(running, audio):
     tonight = night(running, audio, "s3-outage")
     wait_for("job in progress", tonight.in_progress_job)
+    probe = running.cluster.s3_client(
+        Config(connect_timeout=3, read_timeout=3, retries={"total_max_attempts": 1})
+    )
+    probe.head_bucket(Bucket="dictations")
+    outage = time.monotonic()
     running.cluster.network.set_reachable("s3", False)
     try:
-        time.sleep(30)
+        with pytest.raises((boto_errors.ConnectionError, boto_errors.ReadTimeoutError)):
+            probe.head_bucket(Bucket="dictations")
+        time.sleep(max(0.0, 30 - (time.monotonic() - outage)))
     finally:
         running.cluster.network.set_reachable("s3", True)
     tonight.finish("S3 unreachable for 30 s")
