@@ -344,7 +344,8 @@ def wait_ended(processes: list[psutil.Process], timeout: float) -> list[psutil.P
                 if process.status() != psutil.STATUS_ZOMBIE:
                     running.append(process)
                 elif process.ppid() == os.getpid():
-                    process.wait(0)
+                    with contextlib.suppress(ChildProcessError):  # reaped meanwhile
+                        os.waitpid(process.pid, os.WNOHANG)
         if not running or time.monotonic() > deadline:
             return running
         processes = running
