@@ -342,9 +342,22 @@ def network_left(cluster: ProcessCluster) -> list[str]:
     return [name for name in links + namespaces if name.startswith(prefix)]
 
 
+def leave_behind(cluster: ProcessCluster, host: str) -> psutil.Process:
+    """What a host of an earlier cluster leaves when a process of it outlives the rest:
+    its namespace, its link, and that process in it."""
+    namespace, link = cluster.network.namespace(host), cluster.network.link(host)
+    ip("netns", "add", namespace)
+    ip("link", "add", link, "type", "veth", "peer", "name", f"{link}p")
+    ip("link", "set", f"{link}p", "netns", namespace)
+    subprocess.Popen(cluster.network.run_on(host, ["sleep", "600"]), start_new_session=True)
+    (left,) = wait_for("a process on the host", lambda: cluster.network.processes(host))
+    return left
+
+
 def test_cluster_down_ends_hosts_whose_main_process_was_killed(running):
     """Docker ends every process of a container whose main process died; so must
-    ``make cluster-down``, or the next ``make cluster`` finds its names taken."""
+    ``make cluster-down``, or the next ``make cluster`` finds its names taken. And
+    ``make cluster`` clears what an earlier cluster left."""
     cluster = running.cluster
     namespaces = network_namespaces(cluster)
     main = cluster.running()
@@ -357,7 +370,11 @@ def test_cluster_down_ends_hosts_whose_main_process_was_killed(running):
     assert down.returncode == 0 and "cluster stopped" in down.stdout, down.stderr
     assert processes_in(namespaces) == []
     assert network_left(cluster) == []
-    cluster.up()
+    left = leave_behind(cluster, "engine-worker-2")
+    up = make("up")
+    assert up.returncode == 0, up.stderr
+    assert f"ending what an earlier cluster left: pid {left.pid} " in up.stdout
+    left.wait(30)  # it was ended: reaped here, its parent
 
 
 def test_the_local_stack_between_two_cluster_starts(running):
