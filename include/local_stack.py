@@ -300,19 +300,64 @@ def start_airflow(
     return leader
 
 
-def stop(process_id: int, timeout: float = 8) -> None:
-    """SIGTERM the process group, then SIGKILL what is left (reaping our own children)."""
-    try:
-        leader = psutil.Process(process_id)
-        group = [leader, *leader.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return
+def group(process_group: int) -> list[psutil.Process]:
+    """The processes of a process group, its leader's descendants that left it included."""
+    members = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(ProcessLookupError, psutil.NoSuchProcess):
+            if os.getpgid(process.pid) == process_group:
+                members.append(process)
+    for leader in [process for process in members if process.pid == process_group]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            members.extend(leader.children(recursive=True))
+    return list(set(members))
+
+
+def end(members: Callable[[], list[psutil.Process]], timeout: float = 8) -> list[psutil.Process]:
+    """SIGTERM ``members()``, then SIGKILL those left.
+
+    Asked again before each signal, so a child forked meanwhile is not missed. Returns the
+    processes that outlived SIGKILL too (stuck in the kernel).
+    """
+    left: list[psutil.Process] = []
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process_id, sig)
-        _, group = psutil.wait_procs(group, timeout=timeout)
-        if not group:
-            return
+        left = members()
+        for process in left:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.send_signal(sig)
+        left = wait_ended(left, timeout)
+        if not left:
+            break
+    return left
+
+
+def wait_ended(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait for ``processes`` to exit; returns those still running after ``timeout``.
+
+    Our own children are reaped; another parent's zombie has ended all the same.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        running = []
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if process.status() != psutil.STATUS_ZOMBIE:
+                    running.append(process)
+                elif process.ppid() == os.getpid():
+                    with contextlib.suppress(ChildProcessError):  # reaped meanwhile
+                        os.waitpid(process.pid, os.WNOHANG)
+        if not running or time.monotonic() > deadline:
+            return running
+        processes = running
+        time.sleep(0.1)
+
+
+def stop(process_id: int, timeout: float = 8) -> None:
+    """End the process group ``process_id`` leads, whether or not its leader still runs.
+
+    A leader killed with -9 leaves its children running, in its group.
+    """
+    end(lambda: group(process_id), timeout)
 
 
 class LocalStack:

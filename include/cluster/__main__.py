@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cluster.stack import ProcessCluster
+from cluster.stack import ProcessCluster, describe, source_hash
 
 
 def main() -> None:
@@ -22,10 +22,13 @@ def main() -> None:
         print(f"S3 at {env['AWS_ENDPOINT_URL_S3']}, engine at {env['AWS_ENDPOINT_URL_TRANSCRIBE']}")
         print(f"clients: . {cluster.write_client_env().relative_to(cluster.state.parents[1])}")
     elif args.command == "down":
-        cluster.down()
+        for host, left in cluster.down().items():
+            print(f"{host}: {describe(left)} outlived SIGKILL (its network is gone)")
         print("cluster stopped")
     else:
         running = cluster.running()
+        if running and cluster.code() != source_hash():
+            print("running other code than this checkout's: make cluster-down && make cluster")
         for host in cluster.network.hosts:
             state = f"pid {running[host]}" if host in running else "stopped"
             print(f"{host:24} {cluster.network.address(host):14} {state}")

@@ -10,8 +10,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 NETNS_ETC = Path("/etc/netns")
 
@@ -70,11 +73,25 @@ class Network:
             (NETNS_ETC / ns / "hosts").write_text(hosts_file)
 
     def destroy(self) -> None:
-        """Remove what :meth:`create` made (deleting a namespace deletes its links)."""
+        """Remove what :meth:`create` made, even under a process that lingers on a host.
+
+        Deleting a namespace only removes its name while a process still runs in it; the
+        namespace and its link live on. Deleting the link deletes both its ends.
+        """
         for host in self.hosts:
+            ip("link", "delete", self.link(host), check=False)
             ip("netns", "delete", self.namespace(host), check=False)
             shutil.rmtree(NETNS_ETC / self.namespace(host), ignore_errors=True)
         ip("link", "delete", self.bridge, check=False)
+
+    def processes(self, host: str) -> list[psutil.Process]:
+        """Whatever runs on ``host`` (in its namespace), whoever started it."""
+        listed = ip("netns", "pids", self.namespace(host), check=False).stdout.split()
+        found = []
+        for pid in listed:
+            with suppress(psutil.NoSuchProcess):
+                found.append(psutil.Process(int(pid)))
+        return found
 
     def set_reachable(self, host: str, reachable: bool) -> None:
         """Pull or plug a host's cable: its processes run on, unreachable meanwhile."""

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import local_stack
 import psutil
 
 SERVICE_USER = "postgres"
@@ -73,12 +74,17 @@ class Server:
     def initialized(self) -> bool:
         return (self.data / "PG_VERSION").exists()
 
+    def prepare(self) -> None:
+        """The server's folders, its user's and within its reach: before every start, as
+        anything may have taken back the search permission on a parent since (the local
+        stack makes all of ``.local`` private)."""
+        for folder in (self.data, self.sockets):
+            folder.mkdir(parents=True, exist_ok=True)
+            own(folder)
+
     def initdb(self, user: str, password: str) -> None:
         """A new cluster whose superuser ``user`` logs in over TCP with ``password``."""
-        self.data.mkdir(parents=True, exist_ok=True)
-        self.sockets.mkdir(parents=True, exist_ok=True)
-        own(self.data)
-        own(self.sockets)
+        self.prepare()
         with tempfile.NamedTemporaryFile("w", dir=self.sockets, suffix=".pw") as pwfile:
             pwfile.write(password)
             pwfile.flush()
@@ -126,6 +132,6 @@ def shut_down(pid: int, timeout: float = 30) -> None:
     try:
         process = psutil.Process(pid)
         process.send_signal(signal.SIGINT)
-        process.wait(timeout)
     except psutil.NoSuchProcess:
-        pass
+        return
+    local_stack.wait_ended([process], timeout)

@@ -10,6 +10,7 @@ the compose command as written. State, logs and the generated ``.env`` live unde
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -22,6 +23,7 @@ from typing import Any
 
 import boto3
 import local_stack
+import psutil
 from botocore.config import Config
 
 from cluster import compose, postgres
@@ -138,13 +140,20 @@ class ProcessCluster:
 
     # --- running ------------------------------------------------------------------------
 
-    def _pids(self) -> dict[str, int]:
-        if not self.record.exists():
-            return {}
-        return json.loads(self.record.read_text())["pids"]
+    def _recorded(self) -> dict[str, Any]:
+        return json.loads(self.record.read_text()) if self.record.exists() else {}
 
-    def _save(self, pids: dict[str, int]) -> None:
-        self.record.write_text(json.dumps({"hosts": list(self.network.hosts), "pids": pids}))
+    def _pids(self) -> dict[str, int]:
+        return self._recorded().get("pids", {})
+
+    def _save(self, pids: dict[str, int], code: str | None = None) -> None:
+        code = code or self.code()
+        record = {"hosts": list(self.network.hosts), "pids": pids, "code": code}
+        self.record.write_text(json.dumps(record))
+
+    def code(self) -> str | None:
+        """The :func:`source_hash` of the code the cluster was started from."""
+        return self._recorded().get("code")
 
     def running(self) -> dict[str, int]:
         alive = {}
@@ -174,6 +183,7 @@ class ProcessCluster:
         """The postgres image's entrypoint: initdb and init scripts once, then the server."""
         env = self.env("postgres", host)
         server = self.postgres_server()
+        server.prepare()
         fresh = not server.initialized()
         if fresh:
             server.initdb(env["POSTGRES_USER"], env["POSTGRES_PASSWORD"])
@@ -233,29 +243,52 @@ class ProcessCluster:
         self._save(pids)
         return pids[host]
 
-    def stop(self, host: str) -> None:
-        """Stop one host's process the way its container is stopped."""
+    def stop(self, host: str) -> list[psutil.Process]:
+        """Stop everything a host runs, as docker ends a container, whatever died first.
+
+        Its process group (a main process killed with -9 leaves its children running),
+        then whatever else still runs in its namespace. Returns what outlived SIGKILL.
+        """
         pid = self._pids().get(host)
-        if pid is None:
-            return
-        if host == "postgres":
-            postgres.shut_down(pid)
-        local_stack.stop(pid)
+        if pid is not None:
+            if host == "postgres":
+                postgres.shut_down(pid)
+            local_stack.stop(pid)
+        return self._end_on(host)
+
+    def _end_on(self, host: str) -> list[psutil.Process]:
+        return local_stack.end(lambda: self.network.processes(host))
 
     def up(self) -> None:
         if self.running():
-            raise SystemExit("the cluster is running already: make cluster-down first")
+            stale = self.code() != source_hash()
+            raise SystemExit(
+                f"the cluster is running already{', from other code' if stale else ''}: "
+                "make cluster-down first"
+            )
+        self._clear_leftovers()
         for folder in ("logs", "home", "airflow", *self.paths.values()):
             (self.state / folder).mkdir(parents=True, exist_ok=True)
         aliases = {self.hosts[name][0]: [name] for name in self.services if name in SCALE}
         self.network.create(aliases)
-        self._save({})
+        self._save({}, source_hash())
         try:
             self._start_all()
         except BaseException:
             self.down()
             raise
         self.write_client_env()
+
+    def _clear_leftovers(self) -> None:
+        """End what an earlier cluster of these names left on its hosts, or name who holds them."""
+        for host in self.network.hosts:
+            if found := self.network.processes(host):
+                print(f"{host}: ending what an earlier cluster left: {describe(found)}", flush=True)
+                if left := self._end_on(host):
+                    raise SystemExit(
+                        f"{self.network.namespace(host)} is held by {describe(left)}, "
+                        "which outlived SIGKILL"
+                    )
 
     def _start_all(self) -> None:
         """Like ``docker compose up``: in dependency order, waiting as ``depends_on`` says."""
@@ -281,11 +314,15 @@ class ProcessCluster:
             if code != 0:
                 raise RuntimeError(f"{host} failed ({code}); see its log in {self.state / 'logs'}")
 
-    def down(self) -> None:
+    def down(self) -> dict[str, list[psutil.Process]]:
+        """Stop every host, then remove the network; returns what outlived SIGKILL, by host."""
         with ThreadPoolExecutor(len(self.network.hosts)) as pool:
-            list(pool.map(self.stop, self.network.hosts))
+            left = dict(
+                zip(self.network.hosts, pool.map(self.stop, self.network.hosts), strict=True)
+            )
         self.network.destroy()
         self.record.unlink(missing_ok=True)
+        return {host: processes for host, processes in left.items() if processes}
 
     # --- clients ------------------------------------------------------------------------
 
@@ -305,8 +342,9 @@ class ProcessCluster:
             "AIRFLOW_PASSWORD": self.settings["AIRFLOW_ADMIN_PASSWORD"],
         }
 
-    def s3_client(self) -> Any:
-        """A boto3 S3 client for the cluster's S3 server, retrying as the DAG's hook does."""
+    def s3_client(self, config: Config | None = None) -> Any:
+        """A boto3 S3 client for the cluster's S3 server, retrying as the DAG's hook does
+        unless ``config`` says otherwise."""
         env = self.client_env()
         return boto3.client(
             "s3",
@@ -314,7 +352,9 @@ class ProcessCluster:
             aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
             region_name=env["AWS_DEFAULT_REGION"],
-            config=Config(s3={"addressing_style": "path"}, retries={"mode": "standard"}),
+            config=Config(s3={"addressing_style": "path"}, retries={"mode": "standard"}).merge(
+                config or Config()
+            ),
         )
 
     def write_client_env(self) -> Path:
@@ -322,6 +362,30 @@ class ProcessCluster:
         path.touch(mode=0o600)
         path.write_text("".join(f"export {k}={v}\n" for k, v in self.client_env().items()))
         return path
+
+
+def source_hash() -> str:
+    """What the cluster runs: the checkout's files (tracked, or new and not ignored), tests
+    aside, uncommitted changes included."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", ":!tests"],
+        cwd=compose.ROOT, check=True, capture_output=True,
+    ).stdout  # fmt: skip
+    digest = hashlib.sha256()
+    for name in sorted(set(listed.split(b"\0")) - {b""}):
+        path = compose.ROOT / os.fsdecode(name)
+        if path.is_file():  # not a deleted file still in the index
+            digest.update(name + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def describe(processes: list[psutil.Process]) -> str:
+    """``pid 12 (python -m medscribe worker)``, for each of ``processes``."""
+    described = []
+    for process in processes:
+        with suppress(psutil.NoSuchProcess):
+            described.append(f"pid {process.pid} ({' '.join(process.cmdline())[:80]})")
+    return ", ".join(described)
 
 
 def _exit_code(pid: int) -> int | None:

@@ -12,18 +12,28 @@ import io
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import local_stack
 import pandas as pd
+import psutil
 import pytest
 import sqlalchemy as sa
+from botocore import exceptions as boto_errors
+from botocore.config import Config
 
+from cluster import compose
 from cluster.airflow_api import AirflowAPI
-from cluster.stack import ProcessCluster
+from cluster.netns import ip
+from cluster.stack import ProcessCluster, source_hash
 from medscribe.store import JobStore, jobs
 
 DAG_ID = "nightly_medical_transcription"
@@ -46,6 +56,8 @@ class Running:
 @pytest.fixture(scope="session")
 def running() -> Iterator[Running]:
     cluster = ProcessCluster()
+    if cluster.running() and cluster.code() != source_hash():
+        cluster.down()  # started from other code: what it does says nothing of this code
     started = not cluster.running()
     if started:
         cluster.up()
@@ -81,6 +93,16 @@ def jobs_for(store: JobStore, prefix: str) -> list[Any]:
         return [dict(row._mapping) for row in rows]
 
 
+def postmaster_started(store: JobStore) -> datetime:
+    """When the job store's server started, asked over a connection of its own."""
+    engine = sa.create_engine(store.engine.url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.pg_postmaster_start_time())).scalar_one()
+    finally:
+        engine.dispose()
+
+
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 300) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -88,6 +110,15 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 300) -> Any:
             return found
         time.sleep(0.5)
     raise TimeoutError(f"no {what} within {timeout:.0f}s")
+
+
+def make(command: str) -> subprocess.CompletedProcess:
+    """What ``make cluster`` (``up``) or ``make cluster-<command>`` runs, in a process of its own."""
+    return subprocess.run(
+        [sys.executable, "-m", "cluster", command],
+        env={**os.environ, "PYTHONPATH": str(compose.ROOT / "include")},
+        capture_output=True, text=True,
+    )  # fmt: skip
 
 
 class Night:
@@ -180,11 +211,30 @@ def test_a_night_triggered_through_the_api_runs_on_the_celery_workers(running, a
     assert list(continued["state"]) == ["success", "skipped"]
 
 
+def test_the_cluster_under_test_runs_this_checkouts_code(running):
+    assert running.cluster.code() == source_hash()
+    edit = compose.ROOT / "include" / "cluster" / "edited-since.txt"  # new, not ignored
+    edit.write_text("code the running cluster has not seen\n")
+    try:
+        assert running.cluster.code() != source_hash()
+        refused = make("up")
+        assert refused.returncode != 0 and "from other code" in refused.stderr, refused
+    finally:
+        edit.unlink()
+
+
 def test_engine_worker_killed_while_holding_a_job(running, audio):
     tonight = night(running, audio, "engine-worker-kill")
     job = wait_for("job in progress", tonight.in_progress_job)
     host, pid, _ = job["lease_owner"].split(":")
-    os.kill(int(pid), signal.SIGKILL)
+    holder = psutil.Process(int(pid))
+    assert holder in running.cluster.network.processes(host)
+    holder.kill()
+    holder.wait(30)
+    # Dead with the job: nobody renews or takes the lease before it runs out, and a job
+    # done would have dropped it.
+    (held,) = [row for row in jobs_for(running.store, tonight.name) if row["name"] == job["name"]]
+    assert (held["status"], held["lease_owner"]) == ("IN_PROGRESS", job["lease_owner"])
     tonight.finish(f"kill -9 engine worker on {host}")
     taken_over = running.store.get_job(job["name"])
     assert taken_over is not None and taken_over.attempts == 2
@@ -196,18 +246,32 @@ def test_celery_worker_killed_while_starting_jobs(running, audio):
         "start running", lambda: tonight.task_instances("transcribe.start", "running")
     )
     host = first["hostname"]
-    os.killpg(running.cluster.running()[host], signal.SIGKILL)
+    # The host dies as a killed container does, the task's own process group included.
+    on_host = running.cluster.network.processes(host)
+    assert psutil.Process(first["pid"]) in on_host, "the task runs elsewhere"
+    for process in on_host:
+        with suppress(psutil.NoSuchProcess):
+            process.kill()
+    # No job had finished, so no task was past its wait: the killed task was starting its job.
+    assert "COMPLETED" not in {row["status"] for row in jobs_for(running.store, tonight.name)}
     running.cluster.start("airflow-worker", host)  # as compose's restart policy would
     instances = tonight.finish(f"kill -9 Celery worker {host}")
-    starts = instances[instances["task_id"] == "transcribe.start"]
-    assert starts["try_number"].max() >= 2
+    killed = instances[
+        (instances["task_id"] == "transcribe.start")
+        & (instances["map_index"] == first["map_index"])
+    ]
+    assert killed["try_number"].max() >= 2, "the start the kill hit was not run again"
 
 
 def test_postgresql_restarted_mid_night(running, audio):
     tonight = night(running, audio, "postgres-restart")
     wait_for("job in progress", tonight.in_progress_job)
+    before = postmaster_started(running.store)
     running.cluster.stop("postgres")
+    with pytest.raises(sa.exc.OperationalError):
+        postmaster_started(running.store)  # a client meets the outage
     running.cluster.start("postgres", "postgres")
+    assert postmaster_started(running.store) > before, "the same server runs on"
     tonight.finish("restart PostgreSQL")
 
 
@@ -222,6 +286,8 @@ def test_engine_api_restarted_while_sensors_wait(running, audio):
         deferred = lambda: len(tonight.task_instances("transcribe.wait", "deferred")) == len(audio)  # noqa: E731
         wait_for("deferred sensors", deferred)
         running.cluster.stop("engine-api")
+        with pytest.raises(OSError):
+            local_stack.http_ok(f"{running.cluster.url('engine-api')}/health")
         time.sleep(5)
         running.cluster.start("engine-api", "engine-api")
         running.cluster.wait_healthy("engine-api")
@@ -236,9 +302,89 @@ def test_engine_api_restarted_while_sensors_wait(running, audio):
 def test_s3_unreachable_for_30_seconds(running, audio):
     tonight = night(running, audio, "s3-outage")
     wait_for("job in progress", tonight.in_progress_job)
+    probe = running.cluster.s3_client(
+        Config(connect_timeout=3, read_timeout=3, retries={"total_max_attempts": 1})
+    )
+    probe.head_bucket(Bucket="dictations")
+    outage = time.monotonic()
     running.cluster.network.set_reachable("s3", False)
     try:
-        time.sleep(30)
+        with pytest.raises((boto_errors.ConnectionError, boto_errors.ReadTimeoutError)):
+            probe.head_bucket(Bucket="dictations")
+        time.sleep(max(0.0, 30 - (time.monotonic() - outage)))
     finally:
         running.cluster.network.set_reachable("s3", True)
     tonight.finish("S3 unreachable for 30 s")
+
+
+def network_namespaces(cluster: ProcessCluster) -> set[int]:
+    """The identities of the hosts' namespaces, which outlive their names."""
+    return {
+        Path("/run/netns", cluster.network.namespace(host)).stat().st_ino
+        for host in cluster.network.hosts
+    }
+
+
+def processes_in(namespaces: set[int]) -> list[str]:
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if Path(f"/proc/{process.pid}/ns/net").stat().st_ino in namespaces:
+                found.append(f"{process.pid} {' '.join(process.cmdline())}")
+        except (OSError, psutil.NoSuchProcess):  # gone meanwhile
+            pass
+    return found
+
+
+def network_left(cluster: ProcessCluster) -> list[str]:
+    prefix = cluster.network.prefix
+    links = [link["ifname"] for link in json.loads(ip("-j", "link", "show").stdout)]
+    namespaces = ip("netns", "list").stdout.split()
+    return [name for name in links + namespaces if name.startswith(prefix)]
+
+
+def leave_behind(cluster: ProcessCluster, host: str) -> psutil.Process:
+    """What a host of an earlier cluster leaves when a process of it outlives the rest:
+    its namespace, its link, and that process in it."""
+    namespace, link = cluster.network.namespace(host), cluster.network.link(host)
+    ip("netns", "add", namespace)
+    ip("link", "add", link, "type", "veth", "peer", "name", f"{link}p")
+    ip("link", "set", f"{link}p", "netns", namespace)
+    subprocess.Popen(cluster.network.run_on(host, ["sleep", "600"]), start_new_session=True)
+    (left,) = wait_for("a process on the host", lambda: cluster.network.processes(host))
+    return left
+
+
+def test_cluster_down_ends_hosts_whose_main_process_was_killed(running):
+    """Docker ends every process of a container whose main process died; so must
+    ``make cluster-down``, or the next ``make cluster`` finds its names taken. And
+    ``make cluster`` clears what an earlier cluster left."""
+    cluster = running.cluster
+    namespaces = network_namespaces(cluster)
+    main = cluster.running()
+    for host in ("engine-worker-1", "airflow-worker-1", "airflow-apiserver"):
+        killed = psutil.Process(main[host])
+        killed.kill()
+        killed.wait(30)
+        assert cluster.network.processes(host), f"{host} ran nothing but its main process"
+    down = make("down")
+    assert down.returncode == 0 and "cluster stopped" in down.stdout, down.stderr
+    assert processes_in(namespaces) == []
+    assert network_left(cluster) == []
+    left = leave_behind(cluster, "engine-worker-2")
+    up = make("up")
+    assert up.returncode == 0, up.stderr
+    assert f"ending what an earlier cluster left: pid {left.pid} " in up.stdout
+    left.wait(30)  # it was ended: reaped here, its parent
+
+
+def test_the_local_stack_between_two_cluster_starts(running):
+    """``make up``/``make down`` make all of ``.local`` private; the cluster's PostgreSQL,
+    which runs as its own user, must still reach its data when the cluster starts again."""
+    running.cluster.down()
+    stack = [sys.executable, str(compose.ROOT / "include" / "local_stack.py")]
+    was_running = local_stack.LocalStack().running()
+    subprocess.run([*stack, "up"], check=True, capture_output=True)
+    if not was_running:
+        subprocess.run([*stack, "down"], check=True, capture_output=True)
+    running.cluster.up()

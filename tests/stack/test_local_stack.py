@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import time
 from pathlib import Path
 
 import local_stack
@@ -83,3 +85,15 @@ def test_airflow_listens_on_loopback_only_and_keeps_its_password_private(
         assert exposed(tmp_path) == []
     finally:
         local_stack.stop(airflow.pid)
+
+
+def test_stop_ends_the_group_of_a_leader_killed_with_9():
+    """A leader killed with -9 leaves its children running in its group; they end with it."""
+    leader = subprocess.Popen(["sh", "-c", "sleep 600 & sleep 600 & wait"], start_new_session=True)
+    while len(children := psutil.Process(leader.pid).children()) < 2:
+        time.sleep(0.1)
+    leader.kill()
+    leader.wait()
+    local_stack.stop(leader.pid)
+    _, running = psutil.wait_procs(children, timeout=30)
+    assert running == []
