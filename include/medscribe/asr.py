@@ -22,7 +22,7 @@ from ctranslate2 import StorageView
 from faster_whisper import WhisperModel
 from faster_whisper.audio import pad_or_trim
 from faster_whisper.tokenizer import Tokenizer
-from faster_whisper.transcribe import Segment, merge_punctuations
+from faster_whisper.transcribe import Segment, get_compression_ratio, merge_punctuations
 from faster_whisper.transcribe import Word as Piece
 
 from . import correction, retrieval
@@ -35,6 +35,7 @@ from .coverage import (
     ensure_coverage,
     loops,
     piecewise,
+    placed,
     span_samples,
     speech_spans,
 )
@@ -55,6 +56,8 @@ WINDOW_PAD_S = 0.3
 RETRIEVED = 40
 #: Temperatures of the sampling re-decode attempt (greedy decoding already failed there).
 REDECODE_SAMPLING = (0.4, 0.6, 0.8)
+#: Whisper's limit on how well a reading's text compresses: above it, the reading loops.
+REPETITIVE = 2.4
 #: faster-whisper's defaults for attaching punctuation to the neighbouring word.
 PREPEND_PUNCTUATION = "\"'“¿([{-"
 APPEND_PUNCTUATION = "\"'.。,，!！?？:：”)]}、"
@@ -132,6 +135,7 @@ class Encoding:
     output: StorageView
     frames: int
     span: Span
+    samples: np.ndarray
 
 
 class Recognizer:
@@ -212,14 +216,21 @@ class Recognizer:
 
     def encode(self, samples: np.ndarray, span: Span) -> Encoding:
         """Whisper's encoding of ``span`` (at most 30 s) of ``samples``."""
-        features = self.model.feature_extractor(span_samples(samples, span))
-        return Encoding(self.model.encode(pad_or_trim(features)), features.shape[-1], span)
+        heard = span_samples(samples, span)
+        features = self.model.feature_extractor(heard)
+        return Encoding(self.model.encode(pad_or_trim(features)), features.shape[-1], span, heard)
 
     def decode(self, audio: Encoding, hotwords: str | None, beam_size: int) -> list[Word]:
-        """The best reading of ``audio`` as timed words, in one decoding: no timestamps, no
-        fallback (what it misses, the coverage guarantee decodes again)."""
+        """The best reading of ``audio`` as timed words, in one decoding without timestamps
+        (what it misses, the coverage guarantee decodes again)."""
         (tokens,) = self.hypotheses(audio, hotwords, beam_size, 1)
-        return self.timed(tokens, audio)
+        words = self.timed(tokens, audio)
+        if get_compression_ratio(" ".join(word.text for word in words)) <= REPETITIVE:
+            return words
+        # A reading that repeats itself: faster-whisper decodes the window again with its
+        # fallback to sampling, as Whisper does.
+        again = self._words(audio.samples, hotwords=hotwords, **self.options)
+        return placed(again, audio.span)
 
     def hypotheses(
         self, audio: Encoding, hotwords: str | None, beam_size: int, count: int

@@ -199,7 +199,7 @@ def _replacing(
     return Gap(span, speech_s, index, size)
 
 
-def _placed(words: list[Word], span: Span) -> list[Word]:
+def placed(words: list[Word], span: Span) -> list[Word]:
     """Words decoded from ``span``'s samples, moved onto the file's clock and kept inside it."""
     moved = []
     for word in words:
@@ -229,7 +229,7 @@ def ensure_coverage(
         if not missing:
             break
         for gap in reversed(missing):  # from the end, so earlier indexes stay valid
-            found = _placed(decode(span_samples(samples, gap.span)), gap.span)
+            found = placed(decode(span_samples(samples, gap.span)), gap.span)
             if gap.takes(found):
                 words = words[: gap.index] + found + words[gap.index + gap.replaces :]
     return words, gaps(words, speech, duration)
@@ -245,7 +245,7 @@ def piecewise(decode: Decoder) -> Decoder:
         start = 0.0
         for piece in speech_spans(samples):
             span = Span(max(start, piece.start - PAD_S), min(duration, piece.end + PAD_S))
-            words += _placed(decode(span_samples(samples, span)), span)
+            words += placed(decode(span_samples(samples, span)), span)
             start = span.end
         return words
 
