@@ -110,3 +110,11 @@ def natural_dictation(tmp_path_factory: pytest.TempPathFactory) -> Callable[...,
         return made[key]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def recognizer():
+    """The shipped model, loaded once for every test that recognizes speech directly."""
+    from medscribe.asr import Recognizer
+
+    return Recognizer(cpu_threads=2)

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 
 import jellyfish
 import numpy as np
 from rapidfuzz import fuzz, process
 
 from .phi import TEENS, TENS, UNITS
+from .retrieval import letters as _letters
 from .words import Word
 
 MAX_RUN = 3
@@ -34,10 +35,6 @@ MIN_RESPELLED = 3
 #: Numbers Whisper may write as words ("three weeks ago"): a dose or a count is never respelled.
 NUMBER_WORDS = frozenset([*UNITS, *TEENS, *TENS, "hundred", "thousand", "half"])
 _PUNCTUATION = re.compile(r"[^\w']+$")
-
-
-def _letters(text: str) -> str:
-    return re.sub(r"[^a-z]", "", text.lower())
 
 
 @dataclass(frozen=True)
@@ -58,7 +55,8 @@ class _Index:
     lengths: np.ndarray
 
 
-@cache
+#: Bounded: a worker meets many job vocabularies over its life.
+@lru_cache(maxsize=8)
 def _index(phrases: tuple[str, ...]) -> _Index:
     terms = []
     for phrase in phrases:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 
 import jellyfish
 import numpy as np
@@ -58,7 +58,8 @@ class PhraseIndex:
         )
 
 
-@cache
+#: Bounded: a worker meets many job vocabularies over its life.
+@lru_cache(maxsize=8)
 def phrase_index(phrases: tuple[str, ...]) -> PhraseIndex:
     kept = sorted(
         (phrase for phrase in phrases if len(letters(phrase)) >= MIN_LETTERS),
@@ -110,15 +111,15 @@ def candidates(words: Sequence[Word], index: PhraseIndex, limit: int) -> list[Ca
     runs = _runs(words)
     best = np.zeros(len(index.phrases))  # each phrase's similarity to its closest run
     scores = np.zeros(len(index.phrases))
-    by_length: dict[int, list[str]] = {}
+    by_length: dict[int, list[tuple[str, str]]] = {}  # (run, its letters) by letter count
     for run in runs:
         spelled = run.replace(" ", "")
-        by_length.setdefault(len(spelled), []).append(run)
-    for length, group in by_length.items():
+        by_length.setdefault(len(spelled), []).append((run, spelled))
+    for length, pairs in by_length.items():
+        group, spelled = zip(*pairs, strict=True)
         near = index.around(length)
         if near.start >= near.stop:
             continue
-        spelled = [run.replace(" ", "") for run in group]
         similarity = (
             (1 - SOUND_WEIGHT)
             * process.cdist(spelled, index.letters[near], scorer=fuzz.ratio, dtype=np.float32)

@@ -8,7 +8,6 @@ import pytest
 from test_jobs import refused_settings, start, transcript_of, upload, wait
 
 from medscribe.alternatives import MAX_SEGMENT_S, PAUSE_S, Alternatives, split
-from medscribe.asr import Recognizer
 from medscribe.audio import SAMPLE_RATE, load
 from medscribe.words import Word
 
@@ -86,7 +85,7 @@ def test_segments_end_at_pauses_speaker_changes_and_window_length():
     assert len(runs) == 2 and all(r[-1].end - r[0].start <= MAX_SEGMENT_S for r in runs)
 
 
-def test_a_known_text_is_timed_on_its_own_audio(natural_dictation):
+def test_a_known_text_is_timed_on_its_own_audio(natural_dictation, recognizer):
     """Forced alignment (the benchmark times its planted PHI so): every word of the text,
     in order, on the audio, the second sentence after the pause (its first word, as Whisper
     times it, may take in some of the silence before it)."""
@@ -94,7 +93,7 @@ def test_a_known_text_is_timed_on_its_own_audio(natural_dictation):
     samples = load(natural_dictation(said, pause_s=2.0).read_bytes()).tracks[0]
     duration = len(samples) / SAMPLE_RATE
     text = " ".join(said.split())
-    words = Alternatives(Recognizer(cpu_threads=2)).align(samples, 0.0, duration, text)
+    words = Alternatives(recognizer).align(samples, 0.0, duration, text)
     assert [word.text for word in words] == text.split()
     assert all(a.end <= b.start for a, b in itertools.pairwise(words))
     assert words[0].start >= 0.0 and words[-1].end <= duration

@@ -14,7 +14,6 @@ from bench.synthesize import LONG_VOICE, render_clean, render_phone
 from test_jobs import start, transcript_of, upload, wait
 
 from medscribe import audio
-from medscribe.asr import Recognizer
 from medscribe.coverage import SPOKEN_S, WORD_S, Span, ensure_coverage, gaps
 from medscribe.vocabulary import default_phrases
 from medscribe.words import Word
@@ -94,11 +93,6 @@ def test_words_repeated_three_times_in_a_row_are_a_loop_to_decode_again():
     # Twice is not a loop ("daily, daily"), nor the same word further apart.
     twice = said("twice", "daily,", "daily,", "and", "then", "daily.", start=0.0, end=3.0)
     assert gaps(twice, [Span(0.0, 3.0)], duration=3.0) == []
-
-
-@pytest.fixture(scope="module")
-def recognizer() -> Recognizer:
-    return Recognizer(cpu_threads=2)
 
 
 def text_of(words: list[Word]) -> str:

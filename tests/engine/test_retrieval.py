@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from medscribe import audio
-from medscribe.asr import Recognizer, windows
+from medscribe.asr import windows
 from medscribe.retrieval import candidates, phrase_index
 from medscribe.vocabulary import default_phrases
 from medscribe.words import Word
@@ -62,11 +62,6 @@ LATER_DRUG = (
 )
 #: One fixed prompt for the whole file wrote "start tancelos in this discuss".
 DRUG = "tamsulosin"
-
-
-@pytest.fixture(scope="module")
-def recognizer() -> Recognizer:
-    return Recognizer(cpu_threads=2)
 
 
 def test_a_term_said_in_a_later_window_is_heard_through_that_windows_prompt(
