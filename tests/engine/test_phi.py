@@ -54,6 +54,9 @@ def found(text: str) -> list[str]:
         ("Visit www.mercyclinic.org or 192.168.1.20.", ["www.mercyclinic.org", "192.168.1.20"]),
         ("Thank you, Doctor Patel. I'm Sarah.", ["Doctor Patel", "Sarah"]),
         ("Hello, Mr. Thompson, how are you?", ["Mr Thompson"]),
+        # A title spelled out, as a prompt holding "Mister Thompson" makes Whisper write it.
+        ("Good morning, Mister Thompson, how are you?", ["Mister Thompson"]),
+        ("Thanks, Missus Delgado.", ["Missus Delgado"]),
         ("How old are you? I'm 28.", ["28"]),
         ("How old are you now, sir? 79. Any chest pain?", ["79"]),
         ("I live at Fortwell Maple Avenue in Springfield, Illinois.",
