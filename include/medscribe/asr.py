@@ -1,10 +1,10 @@
 """Speech recognition with faster-whisper: samples in, timed words with confidences out.
 
 The audio is cut at pauses into windows Whisper hears whole. Each window is encoded once
-and decoded at most twice: quickly (greedy, prompted by the job's own vocabulary only),
-then, where the words heard sound like vocabulary phrases they do not spell, with a beam
-and those phrases in its prompt (see ``retrieval``). Speech still left without words is
-decoded again (see ``coverage``), and near-miss words are snapped to a phrase (see
+and decoded at most three times: quickly (greedy, prompted by the job's own vocabulary
+only), then, while the words heard sound like vocabulary phrases its prompt did not hold,
+with a beam and those phrases in its prompt (see ``retrieval``). Speech still left without
+words is decoded again (see ``coverage``), and near-miss words are snapped to a phrase (see
 ``correction``).
 """
 
@@ -54,6 +54,10 @@ WINDOW_S = 29.0
 WINDOW_PAD_S = 0.3
 #: Phrases retrieved for a window's prompt, most alike first (those that fit the budget go in).
 RETRIEVED = 40
+#: A window is decoded again, steered, while a phrase new to its prompt is among this many
+#: of the best candidates: any of them after the quick reading; after a steered reading, only
+#: the closest (the rest seldom change what is written, and each decoding costs a beam).
+NEW_WITHIN = (RETRIEVED, 10)
 #: Temperatures of the sampling re-decode attempt (greedy decoding already failed there).
 REDECODE_SAMPLING = (0.4, 0.6, 0.8)
 #: Whisper's limit on how well a reading's text compresses: above it, the reading loops.
@@ -162,15 +166,20 @@ class Recognizer:
 
     def prompt(self, phrases: Sequence[str]) -> str | None:
         """As many phrases as fit the token budget, in order of priority."""
+        kept = self.fitting(phrases)
+        return ", ".join(kept) + "." if kept else None
+
+    def fitting(self, phrases: Sequence[str]) -> list[str]:
+        """The first distinct ``phrases`` that fit the prompt's token budget together."""
         kept: list[str] = []
         used = 0
-        for phrase in phrases:
+        for phrase in dict.fromkeys(phrases):
             cost = len(self.model.hf_tokenizer.encode(" " + phrase + ",").ids)
             if used + cost > PROMPT_TOKEN_BUDGET:
                 break
             kept.append(phrase)
             used += cost
-        return ", ".join(kept) + "." if kept else None
+        return kept
 
     def steered(self, own: Sequence[str], found: Sequence[retrieval.Candidate]) -> str | None:
         """A window's prompt: the job's phrases, then those retrieved for the window."""
@@ -198,21 +207,34 @@ class Recognizer:
     def first_pass(
         self, samples: np.ndarray, phrases: Sequence[str], own: Sequence[str] = ()
     ) -> list[Word]:
-        """Each window decoded quickly, prompted by the job's vocabulary only; a window whose
-        sound-alike phrases that decoding did not write is decoded again with them."""
+        """Each window's words, steered by the phrases that sound like what was heard there."""
         index = retrieval.phrase_index(tuple(phrases))
         words: list[Word] = []
         for span in windows(samples):
-            audio = self.encode(samples, span)
-            heard = self.decode(audio, self.prompt(own), QUICK_BEAM)
-            found = retrieval.candidates(heard, index, RETRIEVED)
-            if any(not candidate.heard for candidate in found):
-                again = self.decode(audio, self.steered(own, found), self.beam_size)
-                # Where the prompted decoding stops early or loops, the quick one stays.
-                if len(again) >= len(heard) / 2 and not loops(again):
-                    heard = again
-            words += heard
+            words += self.steer(self.encode(samples, span), index, own)
         return words
+
+    def steer(
+        self, audio: Encoding, index: retrieval.PhraseIndex, own: Sequence[str]
+    ) -> list[Word]:
+        """``audio`` decoded quickly, prompted by the job's vocabulary only; then, while its
+        words sound like phrases that were not in its prompt yet, decoded again with a beam
+        and those phrases (see ``NEW_WITHIN``). Each reading hears the terms better, and so
+        retrieves them better, than the one before ("adobe acetate" -> "adivastatin" ->
+        atorvastatin)."""
+        heard = self.decode(audio, self.prompt(own), QUICK_BEAM)
+        tried = self.fitting(own)
+        for within in NEW_WITHIN:
+            found = retrieval.candidates(heard, index, RETRIEVED)
+            if all(candidate.heard or candidate.phrase in tried for candidate in found[:within]):
+                break
+            prompted = self.fitting([*own, *(candidate.phrase for candidate in found), *tried])
+            again = self.decode(audio, ", ".join(prompted) + ".", self.beam_size)
+            # Where the prompted decoding stops early or loops, the reading before stays.
+            if len(again) < len(heard) / 2 or loops(again):
+                break
+            heard, tried = again, prompted
+        return heard
 
     def encode(self, samples: np.ndarray, span: Span) -> Encoding:
         """Whisper's encoding of ``span`` (at most 30 s) of ``samples``."""

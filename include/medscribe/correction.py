@@ -6,8 +6,10 @@ when the two agree closely enough both in letters and in their metaphone keys, a
 when the model split the term into other words ("Fecal CalProtect in"). Words the model
 was sure of stay as they are, so terms that were not said are not invented. A snap may
 only respell, never swallow or invent: runs never hold a number, nor a word that already
-is a term ("to 20 milligrams" once became "milligrams", losing a new dose), and a term
-that only adds or drops words or letters ("vitamin" -> "vitamin D") is another word.
+is a term ("to 20 milligrams" once became "milligrams", losing a new dose), a term
+that only adds or drops words or letters ("vitamin" -> "vitamin D") is another word, and so
+is a run of English words the model was fairly sure of ("consultation" is not
+"consolidation", "meals" not "measles").
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from functools import lru_cache
 import jellyfish
 import numpy as np
 from rapidfuzz import fuzz, process
+from wordfreq import zipf_frequency
 
 from .phi import TEENS, TENS, UNITS
 from .retrieval import letters as _letters
@@ -32,6 +35,10 @@ CONFIDENT = 0.9
 MIN_LETTERS = 5
 #: Letters a run must change besides the words it shares with a term.
 MIN_RESPELLED = 3
+#: How common a word is in English (Zipf scale: 1.5 is about once in 30 million words) for
+#: a run of such words to be taken as said, unless the model was unsure of one of them.
+ENGLISH_ZIPF = 1.5
+UNSURE = 0.5
 #: Numbers Whisper may write as words ("three weeks ago"): a dose or a count is never respelled.
 NUMBER_WORDS = frozenset([*UNITS, *TEENS, *TENS, "hundred", "thousand", "half"])
 _PUNCTUATION = re.compile(r"[^\w']+$")
@@ -109,6 +116,10 @@ def _best(run: list[Word], index: _Index) -> tuple[float, _Term] | None:
     if letters in index.spelled:  # already a term: kept, and no shorter run may respell it
         return 1.0, index.spelled[letters]
     if len(run) > 1 and any(word in index.spelled for word in words):
+        return None
+    if min(word.confidence for word in run) >= UNSURE and all(
+        zipf_frequency(word, "en") >= ENGLISH_ZIPF for word in words
+    ):
         return None
     # Similarity: the mean of how alike the letters and the metaphone keys are.
     sound = jellyfish.metaphone(letters)

@@ -74,3 +74,18 @@ def test_a_number_is_never_respelled_nor_invented() -> None:
     assert snap(heard, ["radiation therapy"]) == heard
     heard = words(("two", 0.99), ("plus-pitting", 0.76), ("edema", 0.76))
     assert snap(heard, ["1 plus pitting edema"]) == heard
+
+
+def test_english_words_the_model_was_fairly_sure_of_are_kept() -> None:
+    vocabulary = ["consolidation", "measles", "propofol", "forced vital capacity"]
+    # Each of these once became the term it resembles, a term that was never said.
+    for heard in (
+        words(("no", 0.99), ("consultation", 0.77), ("needed", 0.98)),
+        words(("with", 0.99), ("meals,", 0.87), ("daily", 0.98)),
+    ):
+        assert texts(snap(heard, vocabulary)) == texts(heard)
+    # A word no English speaker writes, or one the model was unsure of, is still respelled.
+    heard = words(("under", 0.99), ("propophile", 0.42), ("sedation", 0.98))
+    assert texts(snap(heard, vocabulary)) == ["under", "propofol", "sedation"]
+    heard = words(("Force", 0.22), ("vital", 0.9), ("capacity", 0.95))
+    assert texts(snap(heard, vocabulary)) == ["forced vital capacity"]

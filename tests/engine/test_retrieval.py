@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from medscribe import audio
+from medscribe import asr, audio
 from medscribe.asr import windows
 from medscribe.retrieval import candidates, phrase_index
 from medscribe.vocabulary import default_phrases
@@ -80,3 +80,28 @@ def test_a_term_said_in_a_later_window_is_heard_through_that_windows_prompt(
     assert DRUG in [c.phrase for c in found]
     words = recognizer.transcribe(samples, default_phrases()).words
     assert DRUG in " ".join(word.text for word in words).lower()
+
+
+# After one steered reading: "increased spheroes, might form 40 milligrams" and "metaprolol, 6
+# and 8"; retrieved from those words, the next reading's prompt holds both drugs.
+REHEARD = (
+    "Plan, increase furosemide from forty milligrams to eighty milligrams daily, start "
+    "sacubitril valsartan, and increase metoprolol succinate to fifty milligrams daily."
+)
+TERMS = ("furosemide", "metoprolol succinate")
+
+
+def test_terms_retrieved_only_from_a_steered_reading_are_heard_in_the_next(
+    natural_dictation, recognizer, shipped, monkeypatch
+):
+    samples = audio.load(natural_dictation(REHEARD).read_bytes()).tracks[0]
+    [span] = windows(samples)
+    window = recognizer.encode(samples, span)
+
+    def steered() -> str:
+        return " ".join(word.text for word in recognizer.steer(window, shipped, [])).lower()
+
+    with monkeypatch.context() as once:
+        once.setattr(asr, "NEW_WITHIN", asr.NEW_WITHIN[:1])
+        assert not any(term in steered() for term in TERMS)
+    assert all(term in steered() for term in TERMS)
