@@ -27,10 +27,11 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 
 import boto3
-import local_stack
 import pytest
 from bench.synthesize import speak_piper
 from botocore.client import BaseClient
+
+from devstack import local_stack
 
 
 def synthesize(text: str, path: Path, *, rate: int = 16000, voice: str = "en-us") -> Path:

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import botocore.client
-import local_stack
+
+from devstack import local_stack
 
 BUCKET, OUTPUT = "listing", "listing-out"
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import local_stack
 from test_compose import SERVICES, URL, strings
 
-from cluster import compose
-from cluster.stack import SCALE, ProcessCluster, start_order
+from devstack import local_stack
+from devstack.cluster import compose
+from devstack.cluster.stack import SCALE, ProcessCluster, start_order
 
 
 def test_the_cluster_runs_every_compose_service_with_its_own_command(tmp_path):

@@ -384,8 +384,7 @@ def test_image_runs_as_non_root_and_bakes_in_no_secret() -> None:
 
 def test_init_keeps_an_existing_connection_and_adds_a_missing_one(monkeypatch) -> None:
     """A connection pointed at AWS survives ``docker compose up``; a missing one is created."""
-    sys.path.insert(0, str(ROOT / "include" / "compose"))
-    import airflow_init
+    from containers import airflow_init
 
     at_aws = '{"conn_type": "aws", "extra": {"region_name": "eu-west-1"}}'
     monkeypatch.setenv("AIRFLOW_CONN_AT_AWS", at_aws)

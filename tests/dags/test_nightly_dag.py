@@ -9,13 +9,13 @@ import os
 import subprocess
 import sys
 
-import local_stack
 import pandas as pd
 import pendulum
 import pytest
 from airflow.sdk import WeightRule
 from airflow.sdk.definitions.taskgroup import MappedTaskGroup
 
+from devstack import local_stack
 from medical_transcribe import listing
 from medical_transcribe.naming import slugify
 from medical_transcribe.operators import StartMedicalTranscriptionJobOperator

@@ -5,9 +5,9 @@ from __future__ import annotations
 import collections
 
 import botocore.client
-import local_stack
 import pytest
 
+from devstack import local_stack
 from medical_transcribe import listing
 from medical_transcribe.hooks import MedicalTranscriptionJobFailedError, TranscribeMedicalHook
 from medical_transcribe.naming import job_name_for

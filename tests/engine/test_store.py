@@ -1,6 +1,6 @@
 """The job store's claiming rules, on SQLite and on a real PostgreSQL server.
 
-PostgreSQL is Debian's, started here on a free loopback port (``cluster.postgres``). There
+PostgreSQL is Debian's, started here on a free loopback port (``devstack.cluster.postgres``). There
 claims take ``FOR UPDATE SKIP LOCKED``: workers on many hosts never take the same job and
 never queue behind a job another worker is claiming.
 """
@@ -17,11 +17,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
-import local_stack
 import pytest
 import sqlalchemy as sa
 
-from cluster.postgres import Server, own, shut_down
+from devstack import local_stack
+from devstack.cluster.postgres import Server, own, shut_down
 from medscribe.config import EngineConfig
 from medscribe.store import DuplicateName, JobStore, QueueFull, jobs
 from medscribe.worker import Worker

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-import local_stack
 import pytest
 from prerequisites import missing
 
+from devstack import local_stack
 from medical_transcribe.hooks import TranscribeMedicalHook
 
 CHROMIUM = "/usr/bin/chromium"

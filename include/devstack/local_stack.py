@@ -1,6 +1,6 @@
 """The embedded local stack: a SeaweedFS S3 server and the engine, as local processes.
 
-``python include/local_stack.py up|down|status``. All state lives under ``.local/``:
+``python -m devstack.local_stack up|down|status`` (``include/`` on ``PYTHONPATH``). All state lives under ``.local/``:
 data, logs, pids, the generated key pair, and ``stack.env`` with the ``export`` lines
 that point any AWS client (boto3, the AWS CLI, Airflow) at the stack.
 """
@@ -27,7 +27,7 @@ from typing import BinaryIO
 
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STATE = ROOT / ".local"
 REGION = "us-east-1"
 EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")

@@ -13,7 +13,8 @@ import subprocess
 
 import boto3
 from botocore.config import Config
-from local_stack import airflow_connection
+
+from devstack.local_stack import airflow_connection
 
 
 def airflow(*args: str, check: bool = True) -> int:

@@ -14,19 +14,19 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import boto3
-import local_stack
 import pandas as pd
 from botocore.config import Config
+
+from devstack import local_stack
 
 ROOT = local_stack.ROOT
 sys.path[:0] = [str(ROOT / "dags"), str(ROOT / "plugins")]
 
 from medical_transcribe.naming import slugify  # noqa: E402  (plugins/ is on the path now)
 
-SAMPLES = Path(__file__).resolve().parent / "samples"
+SAMPLES = ROOT / "include" / "samples"
 INPUT_BUCKET, INPUT_PREFIX, OUTPUT_BUCKET = "dictations", "inbox/", "transcripts"
 
 

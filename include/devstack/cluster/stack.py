@@ -3,7 +3,7 @@
 Every service of ``docker-compose.yaml`` runs with the command, environment, dependencies
 and healthcheck compose resolves for it; ``build:`` services get the Dockerfile's ``ENV``
 with its paths mapped into this checkout. The two image services are Debian's own
-programs: PostgreSQL set up the way its image does (``cluster.postgres``) and Redis with
+programs: PostgreSQL set up the way its image does (``devstack.cluster.postgres``) and Redis with
 the compose command as written. State, logs and the generated ``.env`` live under
 ``.local/cluster/``.
 """
@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import local_stack
 import psutil
 from botocore.config import Config
 
-from cluster import compose, postgres
-from cluster.netns import Network
+from devstack import local_stack
+from devstack.cluster import compose, postgres
+from devstack.cluster.netns import Network
 
 STATE = compose.ROOT / ".local" / "cluster"
 #: Replicas per service (``docker compose up --scale``).
