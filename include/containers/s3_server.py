@@ -7,47 +7,26 @@ to this container, never baked into the image) from ``S3_ACCESS_KEY_ID`` and
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import tempfile
+from pathlib import Path
 
-S3_PORT = 8333
-
-
-def write_identities(access_key: str, secret_key: str) -> str:
-    identities = {
-        "identities": [
-            {
-                "name": "stack",
-                "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
-                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-            }
-        ]
-    }
-    handle, path = tempfile.mkstemp(prefix="s3-identities-", suffix=".json")  # mode 0600
-    with os.fdopen(handle, "w") as file:
-        json.dump(identities, file)
-    return path
+from containers.shared import S3_PORT, Credentials, weed_server, write_s3_identities
 
 
 def main() -> None:
-    weed = shutil.which("weed")
-    if weed is None:
-        raise SystemExit("the SeaweedFS binary 'weed' is missing: install requirements.txt")
-    config = write_identities(os.environ["S3_ACCESS_KEY_ID"], os.environ["S3_SECRET_ACCESS_KEY"])
-    args = [
-        weed, "server", f"-dir={os.environ['S3_DATA_DIR']}",
-        # Master, volume and filer talk to each other inside this container only; clients
-        # reach the S3 gateway, which listens on every interface of the compose network.
-        "-ip=127.0.0.1", "-ip.bind=0.0.0.0",
-        "-s3", f"-s3.port={S3_PORT}", f"-s3.config={config}",
-        "-s3.port.iceberg=0", "-s3.port.lance=0",  # catalogs the stack does not use
-        # Each bucket grows volumes of its own: 0 sizes the count to the free disk, where a
-        # fixed default ran out at the second bucket (No writable volumes).
-        "-master.volumeSizeLimitMB=1024", "-volume.max=0",
-    ]  # fmt: skip
-    os.execv(weed, args)
+    handle, config = tempfile.mkstemp(prefix="s3-identities-", suffix=".json")
+    os.close(handle)
+    creds = Credentials(os.environ["S3_ACCESS_KEY_ID"], os.environ["S3_SECRET_ACCESS_KEY"])
+    write_s3_identities(Path(config), creds)
+    # Clients reach the S3 gateway on every interface of the compose network. Each bucket
+    # grows volumes of its own: 0 sizes the count to the free disk, where a fixed default
+    # ran out at the second bucket (No writable volumes).
+    args = weed_server(
+        Path(os.environ["S3_DATA_DIR"]), S3_PORT, Path(config), bind="0.0.0.0",
+        options=["-master.volumeSizeLimitMB=1024", "-volume.max=0"],
+    )  # fmt: skip
+    os.execv(args[0], args)
 
 
 if __name__ == "__main__":

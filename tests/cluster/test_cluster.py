@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from botocore import exceptions as boto_errors
 from botocore.config import Config
 
+from containers import shared
 from devstack import local_stack
 from devstack.cluster import compose
 from devstack.cluster.airflow_api import AirflowAPI
@@ -289,7 +290,7 @@ def test_engine_api_restarted_while_sensors_wait(running, audio):
         wait_for("deferred sensors", deferred)
         running.cluster.stop("engine-api")
         with pytest.raises(OSError):
-            local_stack.http_ok(f"{running.cluster.url('engine-api')}/health")
+            shared.http_ok(f"{running.cluster.url('engine-api')}/health")
         time.sleep(5)
         running.cluster.start("engine-api", "engine-api")
         running.cluster.wait_healthy("engine-api")
