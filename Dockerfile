@@ -40,10 +40,12 @@ USER app
 COPY include/medscribe/__init__.py include/medscribe/model.py include/medscribe/
 RUN python -c "from medscribe.model import assemble_default_model; assemble_default_model()"
 
-# The code stays owned by root: the services can read it, not change it.
+# The code stays owned by root: the services can read it, not change it. Of include/, the
+# engine and what the containers run; the developer's stack and the benchmark stay out.
 COPY dags/ dags/
 COPY plugins/ plugins/
-COPY include/ include/
+COPY include/medscribe/ include/medscribe/
+COPY include/containers/ include/containers/
 
 # Airflow UI/API, engine API, S3.
 EXPOSE 8080 8701 8333

@@ -25,7 +25,7 @@ system-packages:
 	  (apt-get update -qq && apt-get install -y -qq espeak-ng sox libsox-fmt-mp3 postgresql chromium >/dev/null)
 
 run: $(STAMP)
-	$(IN_VENV) $(BIN)/python include/run_nightly.py
+	$(IN_VENV) $(BIN)/python -m devstack.run_nightly
 
 # The whole suite: with the tests that start Airflow's servers and drive its UI in Chromium,
 # then the production shape as processes under faults (root, for network namespaces).
@@ -34,10 +34,10 @@ test: $(STAMP) system-packages cluster-packages
 	$(MAKE) test-cluster
 
 up: $(STAMP)
-	$(IN_VENV) $(BIN)/python include/local_stack.py up --airflow
+	$(IN_VENV) $(BIN)/python -m devstack.local_stack up --airflow
 
 down:
-	$(BIN)/python include/local_stack.py down
+	$(BIN)/python -m devstack.local_stack down
 
 # The production shape of docker-compose.yaml as processes on network namespaces (root).
 cluster-packages:
@@ -46,10 +46,10 @@ cluster-packages:
 	  (apt-get update -qq && apt-get install -y -qq postgresql redis-server iproute2 >/dev/null)
 
 cluster: $(STAMP) cluster-packages
-	$(IN_VENV) $(BIN)/python -m cluster up
+	$(IN_VENV) $(BIN)/python -m devstack.cluster up
 
 cluster-down:
-	$(BIN)/python -m cluster down
+	$(BIN)/python -m devstack.cluster down
 
 # Nights through the Airflow REST API on the cluster, under faults (starts and stops it).
 test-cluster: $(STAMP) system-packages cluster-packages
@@ -67,9 +67,9 @@ bench-voices:
 
 # The engine is measured end to end through the local stack, which is stopped afterwards.
 bench: $(STAMP) system-packages bench-voices
-	$(IN_VENV) $(BIN)/python include/local_stack.py up
+	$(IN_VENV) $(BIN)/python -m devstack.local_stack up
 	. .local/stack.env && $(IN_VENV) $(BIN)/python include/bench/run.py --out include/bench/results; \
-	  status=$$?; $(BIN)/python include/local_stack.py down; exit $$status
+	  status=$$?; $(BIN)/python -m devstack.local_stack down; exit $$status
 
 # Speaker labels and PHI identification on synthesized clinician-patient conversations.
 bench-conversations: $(STAMP) system-packages bench-voices

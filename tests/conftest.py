@@ -27,10 +27,12 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 
 import boto3
-import local_stack
 import pytest
 from bench.synthesize import speak_piper
 from botocore.client import BaseClient
+
+from containers import shared
+from devstack import local_stack
 
 
 def synthesize(text: str, path: Path, *, rate: int = 16000, voice: str = "en-us") -> Path:
@@ -63,9 +65,9 @@ class Stack:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     state = tmp_path_factory.mktemp("stack")
-    creds = local_stack.Credentials.load_or_create(state / "credentials.json")
+    creds = shared.Credentials.load_or_create(state / "credentials.json")
     s3_port, engine_port = local_stack.free_port(), local_stack.free_port()
-    env = local_stack.aws_env(s3_port, engine_port, creds)
+    env = local_stack.loopback_env(s3_port, engine_port, creds)
     s3 = local_stack.start_s3(state, s3_port, creds)
     # A short lease lets the crash test see a dead worker's job taken over quickly.
     engine = local_stack.start_engine(

@@ -27,8 +27,8 @@ from typing import Any
 import psutil
 import sqlalchemy as sa
 
-from cluster.airflow_api import AirflowAPI
-from cluster.stack import STATE, ProcessCluster
+from devstack.cluster.airflow_api import AirflowAPI
+from devstack.cluster.stack import STATE, ProcessCluster
 from medscribe.store import JobStore, jobs
 
 DAG_ID = "nightly_medical_transcription"

@@ -4,8 +4,9 @@
 
 Each conversation of ``conversations.json`` is spoken turn by turn, every speaker in a voice
 of their own (Piper's joe, espeak-ng, flite, festival), with pauses between turns, so the
-truth is known: who speaks when, and where each planted PHI is. The engine's own stages run
-on it in process, timed side by side: recognition, then diarization, then PHI identification.
+truth is known: who speaks when, and where each planted PHI is. The engine's own job
+pipeline (``medscribe.pipeline``) runs on it in process, with speaker labels and PHI asked
+for as a job asks for them, each stage timed: recognition, diarization, PHI identification.
 
 Scores: diarization error rate (time based: missed speech + false alarm + confusion, over
 reference speech, best one-to-one mapping of labels, with and without a 0.25 s collar around
@@ -33,8 +34,7 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -46,10 +46,10 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.metrics import normalize
-from medscribe import diarize, phi, transcript
+from medscribe import pipeline
 from medscribe.alternatives import Alternatives
 from medscribe.asr import Recognition, Recognizer
-from medscribe.audio import SAMPLE_RATE, load
+from medscribe.audio import SAMPLE_RATE, Media, load
 from medscribe.coverage import Gap, Span
 from medscribe.vocabulary import default_phrases
 from medscribe.words import Word
@@ -67,6 +67,11 @@ ALIGN_PAD_S = 0.2
 #: Share of an entity's time on planted PHI for it to be right, and share of a planted
 #: PHI's time that right entities must cover for it to be found.
 COVERED = 0.5
+#: What each conversation's job asks for: speaker labels (up to 10) and PHI.
+REQUEST = {
+    "Settings": {"ShowSpeakerLabels": True, "MaxSpeakerLabels": 10},
+    "ContentIdentificationType": "PHI",
+}
 
 
 def _speak_command(voice: str, text_file: Path, out: Path) -> list[str]:
@@ -299,20 +304,35 @@ def score_phi(
     return rows, len(right), len(entities)
 
 
-def recognize(
-    recognizer: Callable[[], Recognizer], samples: np.ndarray, cache: Path, cached: bool
-) -> tuple[Recognition, float]:
-    """The file's recognition and its time: from ``cache`` when asked and present, else
-    recognized now and kept there."""
+class KeptRecognition(Recognizer):
+    """Answers as the recognizer did in an earlier run, with no model loaded, so the later
+    stages can be scored again without recognizing again."""
+
+    def __init__(self, recognition: Recognition) -> None:
+        self.recognition = recognition
+
+    def transcribe(
+        self, samples: np.ndarray, phrases: Sequence[str], own: Sequence[str] = ()
+    ) -> Recognition:
+        return self.recognition
+
+
+def transcribe(
+    recognizer: Callable[[], Recognizer], name: str, media: Media, cache: Path, cached: bool
+) -> tuple[pipeline.Transcription, float]:
+    """The job pipeline on the file, and its recognition time: the words from ``cache`` when
+    asked and present, else recognized now and kept there."""
     if cached and cache.exists():
         kept = json.loads(cache.read_text())
         gaps = [Gap(Span(**g.pop("span")), **g) for g in kept["uncovered"]]
-        return Recognition([Word(**w) for w in kept["words"]], gaps), kept["asr_s"]
-    started = time.perf_counter()
-    recognition = recognizer().transcribe(samples, default_phrases())
-    asr_s = time.perf_counter() - started
-    cache.write_text(json.dumps({**asdict(recognition), "asr_s": asr_s}))
-    return recognition, asr_s
+        engine = KeptRecognition(Recognition([Word(**w) for w in kept["words"]], gaps))
+    else:
+        kept, engine = None, recognizer()
+    done = pipeline.transcribe(name, "0", media, REQUEST, engine, default_phrases())
+    if kept is None:
+        kept = {**asdict(done.channels[0]), "asr_s": done.seconds["recognition"]}
+        cache.write_text(json.dumps(kept))
+    return done, kept["asr_s"]
 
 
 def main() -> None:
@@ -332,18 +352,10 @@ def main() -> None:
         media = load(path.read_bytes())
         samples = media.tracks[0]
         cache = path.with_suffix(".words.json")
-        recognition, asr_s = recognize(recognizer, samples, cache, args.cached_words)
-        words = recognition.words
+        done, asr_s = transcribe(recognizer, conversation["id"], media, cache, args.cached_words)
+        words, document = done.channels[0].words, done.document
+        entities = document["results"]["entities"]
         speakers = len(conversation["voices"])
-        started = time.perf_counter()
-        labelled = diarize.label(samples, words, max_speakers=10)
-        diarize_s = time.perf_counter() - started
-        document = transcript.build(
-            conversation["id"], "0", [labelled], media.duration, [recognition.uncovered]
-        )
-        started = time.perf_counter()
-        entities = phi.identify(document["results"]["items"])
-        phi_s = time.perf_counter() - started
         segments = document["results"]["speaker_labels"]["segments"]
         hypothesis = [
             (float(s["start_time"]), float(s["end_time"]), s["speaker_label"]) for s in segments
@@ -367,8 +379,8 @@ def main() -> None:
                 "phi_entities": found,
                 "phi_correct": correct,
                 "asr_s": asr_s,
-                "diarize_s": diarize_s,
-                "phi_s": phi_s,
+                "diarize_s": done.seconds["speaker_labels"],
+                "phi_s": done.seconds["phi"],
             }
         )
         print(rows[-1], flush=True)

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import botocore.client
-import local_stack
+
+from containers import shared
+from devstack import local_stack
 
 BUCKET, OUTPUT = "listing", "listing-out"
 
@@ -60,9 +62,9 @@ def main() -> None:
     parser.add_argument("--transcribed", type=float, default=0.8)
     args = parser.parse_args()
     state = Path(tempfile.mkdtemp(prefix="listing-bench-"))
-    creds = local_stack.Credentials.load_or_create(state / "credentials.json")
+    creds = shared.Credentials.load_or_create(state / "credentials.json")
     s3_port, engine_port = local_stack.free_port(), local_stack.free_port()
-    env = local_stack.aws_env(s3_port, engine_port, creds)
+    env = local_stack.loopback_env(s3_port, engine_port, creds)
     os.environ.update(local_stack.airflow_env(env, state))
     processes = [
         local_stack.start_s3(state, s3_port, creds),

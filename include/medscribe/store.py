@@ -193,11 +193,6 @@ class JobStore:
         with self.engine.begin() as conn:
             return conn.execute(jobs.delete().where(jobs.c.name == name)).rowcount == 1
 
-    def count_active(self) -> int:
-        query = sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status.in_(ACTIVE))
-        with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar_one())
-
     def claim_job(
         self, owner: str, now: float, lease_seconds: float, max_attempts: int
     ) -> Job | None:

@@ -18,8 +18,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import audio, diarize, phi, s3, transcript
-from .alternatives import Alternatives
+from . import audio, pipeline, s3
 from .asr import Recognizer
 from .config import EngineConfig
 from .store import Job, JobStore, Vocabulary
@@ -98,30 +97,10 @@ class Worker:
         )
         own = self._own_phrases(request.get("Settings", {}).get("VocabularyName"))
         phrases = list(dict.fromkeys([*own, *self._shared_phrases()]))
-        channels = [self.recognizer.transcribe(track, phrases, own) for track in media.tracks]
-        words = [channel.words for channel in channels]
-        settings = request.get("Settings", {})
-        if settings.get("ShowSpeakerLabels"):
-            # One track: speaker labels and channel identification exclude each other.
-            words = [diarize.label(media.tracks[0], words[0], settings["MaxSpeakerLabels"])]
-        segments = None
-        if settings.get("ShowAlternatives"):
-            alternatives = Alternatives(self.recognizer)
-            count = settings["MaxAlternatives"]
-            segments = [
-                alternatives.segments(track, track_words, phrases, count, own)
-                for track, track_words in zip(media.tracks, words, strict=True)
-            ]
-        document = transcript.build(
-            job.name,
-            self.config.account_id,
-            words,
-            media.duration,
-            [channel.uncovered for channel in channels],
-            segments,
+        done = pipeline.transcribe(
+            job.name, self.config.account_id, media, request, self.recognizer, phrases, own
         )
-        if request.get("ContentIdentificationType") == "PHI":
-            document["results"]["entities"] = phi.identify(document["results"]["items"])
+        document = done.document
         try:
             self.s3.put_object(
                 Bucket=bucket,
@@ -137,12 +116,13 @@ class Worker:
         uncovered = document["results"]["uncovered_speech_seconds"]
         log.log(
             logging.WARNING if uncovered else logging.INFO,
-            "job %s: %.1fs of audio, %d channel(s), %d items, %.1fs of speech uncovered",
+            "job %s: %.1fs of audio, %d channel(s), %d items, %.1fs of speech uncovered; %s",
             job.name,
             media.duration,
-            len(channels),
+            len(done.channels),
             len(document["results"]["items"]),
             uncovered,
+            ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in done.seconds.items()),
         )
         return {
             "status": "COMPLETED",

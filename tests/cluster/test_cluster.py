@@ -22,7 +22,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import local_stack
 import pandas as pd
 import psutil
 import pytest
@@ -30,10 +29,12 @@ import sqlalchemy as sa
 from botocore import exceptions as boto_errors
 from botocore.config import Config
 
-from cluster import compose
-from cluster.airflow_api import AirflowAPI
-from cluster.netns import ip
-from cluster.stack import ProcessCluster, source_hash
+from containers import shared
+from devstack import local_stack
+from devstack.cluster import compose
+from devstack.cluster.airflow_api import AirflowAPI
+from devstack.cluster.netns import ip
+from devstack.cluster.stack import ProcessCluster, source_hash
 from medscribe.store import JobStore, jobs
 
 DAG_ID = "nightly_medical_transcription"
@@ -115,7 +116,7 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 300) -> Any:
 def make(command: str) -> subprocess.CompletedProcess:
     """What ``make cluster`` (``up``) or ``make cluster-<command>`` runs, in a process of its own."""
     return subprocess.run(
-        [sys.executable, "-m", "cluster", command],
+        [sys.executable, "-m", "devstack.cluster", command],
         env={**os.environ, "PYTHONPATH": str(compose.ROOT / "include")},
         capture_output=True, text=True,
     )  # fmt: skip
@@ -213,7 +214,9 @@ def test_a_night_triggered_through_the_api_runs_on_the_celery_workers(running, a
 
 def test_the_cluster_under_test_runs_this_checkouts_code(running):
     assert running.cluster.code() == source_hash()
-    edit = compose.ROOT / "include" / "cluster" / "edited-since.txt"  # new, not ignored
+    edit = (
+        compose.ROOT / "include" / "devstack" / "cluster" / "edited-since.txt"
+    )  # new, not ignored
     edit.write_text("code the running cluster has not seen\n")
     try:
         assert running.cluster.code() != source_hash()
@@ -287,7 +290,7 @@ def test_engine_api_restarted_while_sensors_wait(running, audio):
         wait_for("deferred sensors", deferred)
         running.cluster.stop("engine-api")
         with pytest.raises(OSError):
-            local_stack.http_ok(f"{running.cluster.url('engine-api')}/health")
+            shared.http_ok(f"{running.cluster.url('engine-api')}/health")
         time.sleep(5)
         running.cluster.start("engine-api", "engine-api")
         running.cluster.wait_healthy("engine-api")
@@ -382,9 +385,10 @@ def test_the_local_stack_between_two_cluster_starts(running):
     """``make up``/``make down`` make all of ``.local`` private; the cluster's PostgreSQL,
     which runs as its own user, must still reach its data when the cluster starts again."""
     running.cluster.down()
-    stack = [sys.executable, str(compose.ROOT / "include" / "local_stack.py")]
+    stack = [sys.executable, "-m", "devstack.local_stack"]
+    env = {**os.environ, "PYTHONPATH": str(compose.ROOT / "include")}
     was_running = local_stack.LocalStack().running()
-    subprocess.run([*stack, "up"], check=True, capture_output=True)
+    subprocess.run([*stack, "up"], env=env, check=True, capture_output=True)
     if not was_running:
-        subprocess.run([*stack, "down"], check=True, capture_output=True)
+        subprocess.run([*stack, "down"], env=env, check=True, capture_output=True)
     running.cluster.up()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import local_stack
 from test_compose import SERVICES, URL, strings
 
-from cluster import compose
-from cluster.stack import SCALE, ProcessCluster, start_order
+from containers import shared
+from devstack import local_stack
+from devstack.cluster import compose
+from devstack.cluster.stack import SCALE, ProcessCluster, start_order
 
 
 def test_the_cluster_runs_every_compose_service_with_its_own_command(tmp_path):
@@ -56,7 +57,7 @@ def test_image_paths_map_into_the_checkout(tmp_path):
 def test_tasks_wait_for_a_busy_api_server_as_long_everywhere(tmp_path):
     """`make up`, compose and the cluster give a task's calls to the API server one timeout."""
     setting = "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT"
-    stack = local_stack.aws_env(0, 0, local_stack.Credentials("AKID", "secret"))
+    stack = local_stack.loopback_env(0, 0, shared.Credentials("AKID", "secret"))
     local = local_stack.airflow_env(stack, tmp_path / "local", 0)[setting]
     cluster = ProcessCluster(state=tmp_path / "cluster")
     for service in ("airflow-worker", "airflow-scheduler", "airflow-triggerer"):

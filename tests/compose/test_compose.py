@@ -8,6 +8,7 @@ and that no secret is written into the repo.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
 import re
@@ -265,13 +266,46 @@ def test_files_used_by_commands_and_mounts_exist() -> None:
     for path in referenced:
         assert (ROOT / path).is_file(), path
     # Commands run in the image's WORKDIR, so the folders they use must be copied there.
-    copied = set(re.findall(r"^COPY\s+(\S+?)/?\s", DOCKERFILE.read_text(), re.MULTILINE))
-    assert {path.split("/")[0] for path in referenced} <= copied
+    copied = copied_folders()
+    for path in referenced:
+        assert any(path.startswith(folder + "/") for folder in copied), path
     for name, service in SERVICES.items():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
             if source.startswith("."):
                 assert (ROOT / source).is_file(), f"{name}: {source}"
+
+
+def copied_folders() -> set[str]:
+    """The repo folders the Dockerfile copies into the image whole."""
+    return set(re.findall(r"^COPY\s+(\S+)/\s", DOCKERFILE.read_text(), re.MULTILINE))
+
+
+def imported_packages(path: Path) -> set[str]:
+    """The top-level names a module imports (relative imports aside)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_shipped_code_imports_nothing_left_out_of_the_image() -> None:
+    """What runs in the image (the engine, the container scripts, dags, plugins) never
+    imports the developer's stack or the benchmark, which are not copied there."""
+    copied = copied_folders()
+    assert {"dags", "plugins", "include/medscribe", "include/containers"} <= copied
+    left_out = {
+        path.stem if path.is_file() else path.name
+        for path in (ROOT / "include").iterdir()
+        if f"include/{path.name}" not in copied and (path.suffix == ".py" or path.is_dir())
+    }
+    assert {"devstack", "bench"} <= left_out
+    for folder in copied:
+        for module in (ROOT / folder).rglob("*.py"):
+            assert not imported_packages(module) & left_out, module.relative_to(ROOT)
 
 
 def test_named_volumes_are_declared_and_used() -> None:
@@ -384,8 +418,7 @@ def test_image_runs_as_non_root_and_bakes_in_no_secret() -> None:
 
 def test_init_keeps_an_existing_connection_and_adds_a_missing_one(monkeypatch) -> None:
     """A connection pointed at AWS survives ``docker compose up``; a missing one is created."""
-    sys.path.insert(0, str(ROOT / "include" / "compose"))
-    import airflow_init
+    from containers import airflow_init
 
     at_aws = '{"conn_type": "aws", "extra": {"region_name": "eu-west-1"}}'
     monkeypatch.setenv("AIRFLOW_CONN_AT_AWS", at_aws)

@@ -9,13 +9,14 @@ import os
 import subprocess
 import sys
 
-import local_stack
 import pandas as pd
 import pendulum
 import pytest
 from airflow.sdk import WeightRule
 from airflow.sdk.definitions.taskgroup import MappedTaskGroup
 
+from containers import shared
+from devstack import local_stack
 from medical_transcribe import listing
 from medical_transcribe.naming import slugify
 from medical_transcribe.operators import StartMedicalTranscriptionJobOperator
@@ -33,7 +34,7 @@ NOTES = {
 def nightly(stack):
     """The DAG module, imported with the stack as its aws_default connection."""
     patch = pytest.MonkeyPatch()
-    patch.setenv("AIRFLOW_CONN_AWS_DEFAULT", local_stack.airflow_connection(stack.env))
+    patch.setenv("AIRFLOW_CONN_AWS_DEFAULT", shared.airflow_connection(stack.env))
     patch.setenv("MEDICAL_TRANSCRIBE_POLL_SECONDS", "1")
     subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True

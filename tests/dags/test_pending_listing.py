@@ -5,9 +5,9 @@ from __future__ import annotations
 import collections
 
 import botocore.client
-import local_stack
 import pytest
 
+from containers import shared
 from medical_transcribe import listing
 from medical_transcribe.hooks import MedicalTranscriptionJobFailedError, TranscribeMedicalHook
 from medical_transcribe.naming import job_name_for
@@ -28,7 +28,7 @@ def calls(monkeypatch) -> collections.Counter[str]:
 
 
 def test_pending_skips_transcribed_and_failed_without_per_object_calls(stack, monkeypatch, calls):
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", local_stack.airflow_connection(stack.env))
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", shared.airflow_connection(stack.env))
     s3, transcribe = stack.client("s3"), stack.client("transcribe")
     for bucket in ("listing-in", "listing-out"):
         s3.create_bucket(Bucket=bucket)
@@ -84,7 +84,7 @@ def test_pending_skips_transcribed_and_failed_without_per_object_calls(stack, mo
 
 
 def test_a_file_the_operator_transcribed_alone_counts_as_transcribed(stack, monkeypatch, dictation):
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", local_stack.airflow_connection(stack.env))
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", shared.airflow_connection(stack.env))
     s3 = stack.client("s3")
     for bucket in ("alone-in", "alone-out"):
         s3.create_bucket(Bucket=bucket)

@@ -6,11 +6,11 @@ import os
 import signal
 import time
 
-import local_stack
 import psutil
 import pytest
 from test_jobs import start, transcript_of, upload, wait
 
+from devstack import local_stack
 from medscribe.store import JobStore
 
 LONG_NOTE = " ".join(

@@ -23,7 +23,7 @@ from botocore.parsers import create_parser
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
-from wire import URL, call, engine_api, signed_headers
+from wire import URL, active_jobs, call, engine_api, signed_headers
 
 from medscribe.api import method_name
 from medscribe.backend import TranscribeBackend
@@ -190,7 +190,7 @@ def test_every_request_gets_an_aws_answer(engine, operation, kind):
     @given(body=bodies)
     def property(body):
         check_answer(operation, call(api, operation, raw=body))
-        assert store.count_active() <= LIMIT
+        assert active_jobs(store) <= LIMIT
 
     property()
 
@@ -265,7 +265,7 @@ class RacingWorkers(RuleBasedStateMachine):
             self.store.create_job(name, {"Media": {}}, self.now, max_active=LIMIT)
             self.started += 1
         except QueueFull:
-            assert self.store.count_active() == LIMIT
+            assert active_jobs(self.store) == LIMIT
 
     @rule(worker=st.sampled_from("abc"), lease=st.floats(0.5, 10))
     def claim(self, worker: str, lease: float) -> None:
@@ -302,7 +302,7 @@ class RacingWorkers(RuleBasedStateMachine):
 
     @invariant()
     def active_within_limit(self) -> None:
-        assert self.store.count_active() <= LIMIT
+        assert active_jobs(self.store) <= LIMIT
 
 
 RacingWorkers.TestCase.settings = settings(FUZZ, stateful_step_count=30)

@@ -1,6 +1,6 @@
 """The job store's claiming rules, on SQLite and on a real PostgreSQL server.
 
-PostgreSQL is Debian's, started here on a free loopback port (``cluster.postgres``). There
+PostgreSQL is Debian's, started here on a free loopback port (``devstack.cluster.postgres``). There
 claims take ``FOR UPDATE SKIP LOCKED``: workers on many hosts never take the same job and
 never queue behind a job another worker is claiming.
 """
@@ -17,11 +17,12 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
-import local_stack
 import pytest
 import sqlalchemy as sa
+from wire import active_jobs
 
-from cluster.postgres import Server, own, shut_down
+from devstack import local_stack
+from devstack.cluster.postgres import Server, own, shut_down
 from medscribe.config import EngineConfig
 from medscribe.store import DuplicateName, JobStore, QueueFull, jobs
 from medscribe.worker import Worker
@@ -118,7 +119,7 @@ def test_claims_go_oldest_first_and_names_are_unique(store):
         "c-third",
         None,
     ]
-    assert store.count_active() == 3
+    assert active_jobs(store) == 3
 
 
 def test_many_workers_claiming_at_once_never_share_a_job(store):
@@ -184,7 +185,7 @@ def test_active_job_limit_holds_when_starts_race(store):
 
     with ThreadPoolExecutor(20) as pool:
         admitted = sum(pool.map(start, range(20)))
-    assert admitted == 5 and store.count_active() == 5
+    assert admitted == 5 and active_jobs(store) == 5
 
 
 # --- the worker's lease renewal -------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import sqlalchemy as sa
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -13,10 +14,17 @@ from starlette.testclient import TestClient
 from medscribe.api import create_app
 from medscribe.backend import TranscribeBackend
 from medscribe.config import EngineConfig
-from medscribe.store import JobStore
+from medscribe.store import ACTIVE, JobStore, jobs
 
 KEY_ID, SECRET = "AKIDWIRETEST", "wire-test-secret"
 URL = "http://testserver/"
+
+
+def active_jobs(store: JobStore) -> int:
+    """Jobs queued or in progress: what the store's admission limit counts."""
+    query = sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status.in_(ACTIVE))
+    with store.engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
 
 
 def engine_api(database: str, **settings: Any) -> TestClient:

@@ -9,9 +9,10 @@ import subprocess
 import time
 from pathlib import Path
 
-import local_stack
 import psutil
 import pytest
+
+from devstack import local_stack
 
 
 def listening(port: int) -> list[tuple[str, int, str]]:

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-import local_stack
 import pytest
 from prerequisites import missing
 
+from containers import shared
+from devstack import local_stack
 from medical_transcribe.hooks import TranscribeMedicalHook
 
 CHROMIUM = "/usr/bin/chromium"
@@ -318,7 +319,7 @@ def test_operating_the_dag_from_the_ui(stack, airflow, browser, dictation, monke
     # A corrupt file makes the run fail; the run and check_run's log name its job on screen.
     s3.put_object(Bucket="ui-inbox", Key="inbox/corrupt.wav", Body=b"RIFF....WAVEfmt garbage")
     known.add(run["dag_run_id"])
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", local_stack.airflow_connection(stack.env))
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", shared.airflow_connection(stack.env))
     jobs = TranscribeMedicalHook(aws_conn_id="aws_default")
     failed_before = jobs.job_names("FAILED")  # the session's engine is shared with other tests
     trigger(page, airflow, dry_run=False)

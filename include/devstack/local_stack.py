@@ -1,6 +1,6 @@
 """The embedded local stack: a SeaweedFS S3 server and the engine, as local processes.
 
-``python include/local_stack.py up|down|status``. All state lives under ``.local/``:
+``python -m devstack.local_stack up|down|status`` (``include/`` on ``PYTHONPATH``). All state lives under ``.local/``:
 data, logs, pids, the generated key pair, and ``stack.env`` with the ``export`` lines
 that point any AWS client (boto3, the AWS CLI, Airflow) at the stack.
 """
@@ -12,32 +12,36 @@ import contextlib
 import json
 import os
 import random
-import secrets
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
+from containers.shared import (
+    AIRFLOW_PORT,
+    ENGINE_PORT,
+    S3_PORT,
+    Credentials,
+    airflow_connection,
+    aws_env,
+    http_ok,
+    pool_command,
+    weed_server,
+    write_s3_identities,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
 STATE = ROOT / ".local"
-REGION = "us-east-1"
 EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
-#: Two single-thread workers got 1.24x the batch throughput of one two-thread worker on
-#: 2 cores (10 benchmark clips): decoding does not use two threads fully.
+#: Two single-thread workers rather than one with two threads: decoding does not use two
+#: threads fully (measured on 2 cores).
 WORKERS = 2
-#: Fixed ports of the developer stack, clear of Airflow's 8080 and SeaweedFS's defaults.
-S3_PORT = 8333
-ENGINE_PORT = 8701
-AIRFLOW_PORT = 8080
 #: The Airflow pool that bounds Transcribe Medical jobs in flight, and its size: the one
 #: setting to change (on AWS, keep it below the account's concurrent-job quota).
 POOL = "transcribe_medical"
@@ -99,56 +103,32 @@ def make_private(state: Path) -> None:
                 path.chmod(0o700 if path.is_dir() else path.stat().st_mode & 0o700)
 
 
-def http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=2) as response:
-        return response.status < 500
+def loopback(port: int) -> str:
+    """The developer's stack listens on 127.0.0.1 only."""
+    return f"http://127.0.0.1:{port}"
 
 
-@dataclass(frozen=True)
-class Credentials:
-    access_key: str
-    secret_key: str
-
-    @classmethod
-    def load_or_create(cls, path: Path) -> Credentials:
-        if path.exists():
-            return cls(**json.loads(path.read_text()))
-        created = cls("AKID" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(created.__dict__))
-        path.chmod(0o600)
-        return created
+def loopback_env(s3_port: int, engine_port: int, creds: Credentials) -> dict[str, str]:
+    """The AWS environment of a stack on loopback."""
+    return aws_env(loopback(s3_port), loopback(engine_port), creds)
 
 
 def start_s3(state: Path, port: int, creds: Credentials) -> subprocess.Popen:
     """SeaweedFS (master, volume, filer, S3) with every port chosen, so none collides."""
-    weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
-    if weed is None:
-        raise RuntimeError("the SeaweedFS binary 'weed' is missing: install requirements.txt")
     data = state / "s3"
     data.mkdir(mode=0o700, parents=True, exist_ok=True)
-    identities = {
-        "identities": [
-            {
-                "name": "local",
-                "credentials": [{"accessKey": creds.access_key, "secretKey": creds.secret_key}],
-                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-            }
-        ]
-    }
     config = state / "s3-identities.json"
-    config.write_text(json.dumps(identities))
-    config.chmod(0o600)
-    ports = {name: free_port() for name in ("master", "volume", "filer")}
-    args = [
-        weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        f"-master.port={ports['master']}", f"-master.port.grpc={free_port()}",
-        f"-volume.port={ports['volume']}", f"-volume.port.grpc={free_port()}",
-        f"-filer.port={ports['filer']}", f"-filer.port.grpc={free_port()}",
-        "-s3", f"-s3.port={port}", f"-s3.port.grpc={free_port()}",
-        "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={config}",
-        "-master.volumeSizeLimitMB=256", "-volume.max=64",
-    ]  # fmt: skip
+    write_s3_identities(config, creds)
+    ports = [
+        f"-{server}.port{kind}={free_port()}"
+        for server in ("master", "volume", "filer")
+        for kind in ("", ".grpc")
+    ]
+    args = weed_server(
+        data, port, config, bind="127.0.0.1",
+        options=[*ports, f"-s3.port.grpc={free_port()}",
+                 "-master.volumeSizeLimitMB=256", "-volume.max=64"],
+    )  # fmt: skip
     # Each bucket is a collection that grows 7 volumes at once by default: 64 volumes ran
     # out after about nine buckets. One at a time keeps buckets cheap.
     env = {**os.environ, "WEED_MASTER_VOLUME_GROWTH_COPY_1": "1"}
@@ -156,38 +136,8 @@ def start_s3(state: Path, port: int, creds: Credentials) -> subprocess.Popen:
         args, env=env, stdout=private_log(state / "s3.log"), stderr=subprocess.STDOUT,
         start_new_session=True, umask=PRIVATE_UMASK,
     )  # fmt: skip
-    wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), "S3 server", 60, process)
+    wait_until(lambda: http_ok(f"{loopback(port)}/healthz"), "S3 server", 60, process)
     return process
-
-
-def aws_env(s3_port: int, engine_port: int, creds: Credentials) -> dict[str, str]:
-    """What any AWS client needs to use the stack instead of AWS."""
-    return {
-        "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{s3_port}",
-        "AWS_ENDPOINT_URL_TRANSCRIBE": f"http://127.0.0.1:{engine_port}",
-        "AWS_ACCESS_KEY_ID": creds.access_key,
-        "AWS_SECRET_ACCESS_KEY": creds.secret_key,
-        "AWS_DEFAULT_REGION": REGION,
-    }
-
-
-def airflow_connection(env: Mapping[str, str]) -> str:
-    """The ``aws_default`` Airflow connection (JSON) that sends the DAG to the stack."""
-    return json.dumps(
-        {
-            "conn_type": "aws",
-            "login": env["AWS_ACCESS_KEY_ID"],
-            "password": env["AWS_SECRET_ACCESS_KEY"],
-            "extra": {
-                "region_name": env["AWS_DEFAULT_REGION"],
-                "service_config": {
-                    "s3": {"endpoint_url": env["AWS_ENDPOINT_URL_S3"]},
-                    "transcribe": {"endpoint_url": env["AWS_ENDPOINT_URL_TRANSCRIBE"]},
-                },
-                "config_kwargs": {"s3": {"addressing_style": "path"}},
-            },
-        }
-    )
 
 
 def start_engine(
@@ -217,7 +167,7 @@ def start_engine(
         start_new_session=True,
         umask=PRIVATE_UMASK,
     )
-    wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/health"), "engine", 60, process)
+    wait_until(lambda: http_ok(f"{loopback(port)}/health"), "engine", 60, process)
     return process
 
 
@@ -237,7 +187,7 @@ def airflow_env(
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{loopback(port)}/execution/",
         # The API server's one worker also serves the UI: on a busy machine a task's first call
         # (to start) can take tens of seconds, and at the default 5 s the task dies unstarted.
         "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "120",
@@ -281,7 +231,7 @@ def start_airflow(
     airflow("db", "migrate")
     airflow("connections", "delete", "aws_default", check=False)
     airflow("connections", "add", "aws_default", "--conn-json", airflow_connection(env))
-    airflow("pools", "set", POOL, slots, "Transcribe Medical jobs in flight", "--include-deferred")
+    airflow(*pool_command(POOL, slots))
     log = private_log(state / "airflow.log")
     leader = None
     for component in AIRFLOW_COMPONENTS:
@@ -291,7 +241,7 @@ def start_airflow(
         )  # fmt: skip
         leader = leader or process
     assert leader is not None
-    url = f"http://127.0.0.1:{port}/api/v2/version"
+    url = f"{loopback(port)}/api/v2/version"
     try:
         wait_until(lambda: http_ok(url), "Airflow", timeout, leader)
     except RuntimeError:
@@ -385,7 +335,7 @@ class LocalStack:
         self.state.mkdir(mode=0o700, parents=True, exist_ok=True)
         make_private(self.state)
         creds = Credentials.load_or_create(self.state / "credentials.json")
-        env = aws_env(S3_PORT, ENGINE_PORT, creds)
+        env = loopback_env(S3_PORT, ENGINE_PORT, creds)
         running = self.running()
         if not running.get("s3"):
             running["s3"] = start_s3(self.state, S3_PORT, creds).pid
@@ -421,9 +371,7 @@ def main() -> None:
         passwords = stack.state / "airflow" / "simple_auth_manager_passwords.json.generated"
         if args.airflow and passwords.exists():
             user, password = next(iter(json.loads(passwords.read_text()).items()))
-            print(
-                f"Airflow UI at http://127.0.0.1:{AIRFLOW_PORT}, user {user}, password {password}"
-            )
+            print(f"Airflow UI at {loopback(AIRFLOW_PORT)}, user {user}, password {password}")
         print(f"clients: . {stack.env_file.relative_to(ROOT)}")
     elif args.command == "down":
         stack.down()

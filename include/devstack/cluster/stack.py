@@ -3,7 +3,7 @@
 Every service of ``docker-compose.yaml`` runs with the command, environment, dependencies
 and healthcheck compose resolves for it; ``build:`` services get the Dockerfile's ``ENV``
 with its paths mapped into this checkout. The two image services are Debian's own
-programs: PostgreSQL set up the way its image does (``cluster.postgres``) and Redis with
+programs: PostgreSQL set up the way its image does (``devstack.cluster.postgres``) and Redis with
 the compose command as written. State, logs and the generated ``.env`` live under
 ``.local/cluster/``.
 """
@@ -22,19 +22,20 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import local_stack
 import psutil
 from botocore.config import Config
 
-from cluster import compose, postgres
-from cluster.netns import Network
+from containers.shared import AIRFLOW_PORT, ENGINE_PORT, S3_PORT, Credentials, aws_env
+from devstack import local_stack
+from devstack.cluster import compose, postgres
+from devstack.cluster.netns import Network
 
 STATE = compose.ROOT / ".local" / "cluster"
 #: Replicas per service (``docker compose up --scale``).
 SCALE = {"engine-worker": 3, "airflow-worker": 2}
 #: Unique to this cluster: namespaces ``msc-<host>``, links ``msc12…``, 10.112.12.0/24.
 NAMESPACE_PREFIX, SUBNET = "msc", "10.112.12"
-PORTS = {"s3": 8333, "engine-api": 8701, "airflow-apiserver": 8080}
+PORTS = {"s3": S3_PORT, "engine-api": ENGINE_PORT, "airflow-apiserver": AIRFLOW_PORT}
 #: compose's ``restart: unless-stopped`` for a process: run it again when it exits (an
 #: Airflow scheduler exits when PostgreSQL goes away), a bounded number of times.
 RESTARTS = 50
@@ -331,12 +332,11 @@ class ProcessCluster:
 
     def client_env(self) -> dict[str, str]:
         """What a client on this machine needs: ``.local/stack.env``'s form plus Airflow's API."""
+        creds = Credentials(
+            self.settings["STACK_ACCESS_KEY_ID"], self.settings["STACK_SECRET_ACCESS_KEY"]
+        )
         return {
-            "AWS_ENDPOINT_URL_S3": self.url("s3"),
-            "AWS_ENDPOINT_URL_TRANSCRIBE": self.url("engine-api"),
-            "AWS_ACCESS_KEY_ID": self.settings["STACK_ACCESS_KEY_ID"],
-            "AWS_SECRET_ACCESS_KEY": self.settings["STACK_SECRET_ACCESS_KEY"],
-            "AWS_DEFAULT_REGION": self.settings["STACK_REGION"],
+            **aws_env(self.url("s3"), self.url("engine-api"), creds, self.settings["STACK_REGION"]),
             "AIRFLOW_API_URL": self.url("airflow-apiserver"),
             "AIRFLOW_USERNAME": "admin",
             "AIRFLOW_PASSWORD": self.settings["AIRFLOW_ADMIN_PASSWORD"],

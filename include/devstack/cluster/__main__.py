@@ -1,14 +1,14 @@
-"""``python -m cluster up|down|status``: the compose topology as processes (needs root)."""
+"""``python -m devstack.cluster up|down|status``: the compose topology as processes (needs root)."""
 
 from __future__ import annotations
 
 import argparse
 
-from cluster.stack import ProcessCluster, describe, source_hash
+from devstack.cluster.stack import ProcessCluster, describe, source_hash
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m cluster", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devstack.cluster", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "status"])
     args = parser.parse_args()
     cluster = ProcessCluster()

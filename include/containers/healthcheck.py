@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
-import urllib.request
 
-
-def http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return response.status == 200
+from containers.shared import http_ok
 
 
 def engine_worker_ok() -> bool:

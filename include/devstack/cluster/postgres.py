@@ -19,8 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import local_stack
 import psutil
+
+from devstack import local_stack
 
 SERVICE_USER = "postgres"
 

@@ -14,19 +14,20 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import boto3
-import local_stack
 import pandas as pd
 from botocore.config import Config
+
+from containers.shared import create_buckets
+from devstack import local_stack
 
 ROOT = local_stack.ROOT
 sys.path[:0] = [str(ROOT / "dags"), str(ROOT / "plugins")]
 
 from medical_transcribe.naming import slugify  # noqa: E402  (plugins/ is on the path now)
 
-SAMPLES = Path(__file__).resolve().parent / "samples"
+SAMPLES = ROOT / "include" / "samples"
 INPUT_BUCKET, INPUT_PREFIX, OUTPUT_BUCKET = "dictations", "inbox/", "transcripts"
 
 
@@ -35,9 +36,7 @@ def say(message: str) -> None:
 
 
 def load_samples(s3) -> int:
-    for bucket in (INPUT_BUCKET, OUTPUT_BUCKET):
-        if bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
-            s3.create_bucket(Bucket=bucket)
+    create_buckets(s3, [INPUT_BUCKET, OUTPUT_BUCKET])
     samples = sorted(SAMPLES.glob("*.mp3"))
     for path in samples:
         s3.upload_file(str(path), INPUT_BUCKET, INPUT_PREFIX + path.name)

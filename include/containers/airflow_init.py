@@ -13,7 +13,8 @@ import subprocess
 
 import boto3
 from botocore.config import Config
-from local_stack import airflow_connection
+
+from containers.shared import airflow_connection, create_buckets, pool_command
 
 
 def airflow(*args: str, check: bool = True) -> int:
@@ -29,26 +30,19 @@ def ensure_connection(conn_id: str, conn_json: str) -> bool:
     return True
 
 
-def create_buckets(names: list[str]) -> None:
-    # Endpoint, keys and region come from the standard AWS_* variables of this container.
-    s3 = boto3.client("s3", config=Config(s3={"addressing_style": "path"}))
-    existing = {bucket["Name"] for bucket in s3.list_buckets()["Buckets"]}
-    for name in names:
-        if name not in existing:
-            s3.create_bucket(Bucket=name)
-            print(f"created bucket {name}")
-
-
 def main() -> None:
     airflow("db", "migrate")
     ensure_connection(os.environ["MEDICAL_TRANSCRIBE_CONN_ID"], airflow_connection(os.environ))
-    # Deferred tasks hold their slot: a job waiting for its transcript is still in flight.
     airflow(
-        "pools", "set", os.environ["MEDICAL_TRANSCRIBE_POOL"],
-        os.environ["MEDICAL_TRANSCRIBE_POOL_SLOTS"], "Transcribe Medical jobs in flight",
-        "--include-deferred",
-    )  # fmt: skip
-    create_buckets([name for name in os.environ["STACK_BUCKETS"].split(",") if name])
+        *pool_command(
+            os.environ["MEDICAL_TRANSCRIBE_POOL"], os.environ["MEDICAL_TRANSCRIBE_POOL_SLOTS"]
+        )
+    )
+    # Endpoint, keys and region come from the standard AWS_* variables of this container.
+    s3 = boto3.client("s3", config=Config(s3={"addressing_style": "path"}))
+    names = [name for name in os.environ["STACK_BUCKETS"].split(",") if name]
+    for name in create_buckets(s3, names):
+        print(f"created bucket {name}")
 
 
 if __name__ == "__main__":
