@@ -20,7 +20,9 @@ half of its time, whatever words the recognizer wrote there.
 
 Every run keeps each file's recognized words beside its audio; ``--cached-words`` scores
 diarization and PHI identification on those (and their recorded recognition time) without
-recognizing again, to iterate on the later stages.
+recognizing again, to iterate on the later stages. ``--encounter-names`` gives each job the
+names of its encounter as its own vocabulary (people and facilities, as a clinic knows them
+from its schedule), to measure what such a vocabulary recovers of the PHI.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ from medscribe.words import Word
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "conversations.json"
 AUDIO_DIR = HERE.parents[1] / ".local" / "bench" / "conversations"
+#: PHI types a clinic knows before the visit and could put in the job's vocabulary.
+NAMED = ("NAME", "HOSPITAL")
 MARK = re.compile(r"\{([A-Z]+)\|([^}]*)\}")
 #: Pauses between turns, in turn order: a conversation has short and long ones.
 GAPS = (0.35, 0.6, 0.45, 0.8, 0.5)
@@ -318,17 +322,23 @@ class KeptRecognition(Recognizer):
 
 
 def transcribe(
-    recognizer: Callable[[], Recognizer], name: str, media: Media, cache: Path, cached: bool
+    recognizer: Callable[[], Recognizer],
+    name: str,
+    media: Media,
+    cache: Path,
+    cached: bool,
+    own: Sequence[str] = (),
 ) -> tuple[pipeline.Transcription, float]:
     """The job pipeline on the file, and its recognition time: the words from ``cache`` when
-    asked and present, else recognized now and kept there."""
+    asked and present, else recognized now and kept there. ``own`` is the job's vocabulary."""
     if cached and cache.exists():
         kept = json.loads(cache.read_text())
         gaps = [Gap(Span(**g.pop("span")), **g) for g in kept["uncovered"]]
         engine = KeptRecognition(Recognition([Word(**w) for w in kept["words"]], gaps))
     else:
         kept, engine = None, recognizer()
-    done = pipeline.transcribe(name, "0", media, REQUEST, engine, default_phrases())
+    phrases = [*own, *default_phrases()]
+    done = pipeline.transcribe(name, "0", media, REQUEST, engine, phrases, own)
     if kept is None:
         kept = {**asdict(done.channels[0]), "asr_s": done.seconds["recognition"]}
         cache.write_text(json.dumps(kept))
@@ -342,6 +352,12 @@ def main() -> None:
     parser.add_argument(
         "--cached-words", action="store_true", help="reuse the words of an earlier run"
     )
+    parser.add_argument(
+        "--encounter-names",
+        action="store_true",
+        help="each job's own vocabulary holds its encounter's names (people and facilities), "
+        "as a clinic could supply them from its schedule",
+    )
     args = parser.parse_args()
     conversations = json.loads(CORPUS.read_text())["conversations"][: args.limit]
     recognizer = functools.cache(Recognizer)
@@ -351,8 +367,12 @@ def main() -> None:
         path, turns = synthesize(conversation, AUDIO_DIR)
         media = load(path.read_bytes())
         samples = media.tracks[0]
-        cache = path.with_suffix(".words.json")
-        done, asr_s = transcribe(recognizer, conversation["id"], media, cache, args.cached_words)
+        names = [text for turn in turns for kind, text in turn.phi if kind in NAMED]
+        own = list(dict.fromkeys(names)) if args.encounter_names else []
+        cache = path.with_suffix(".names.words.json" if own else ".words.json")
+        done, asr_s = transcribe(
+            recognizer, conversation["id"], media, cache, args.cached_words, own
+        )
         words, document = done.channels[0].words, done.document
         entities = document["results"]["entities"]
         speakers = len(conversation["voices"])
