@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from asyncio import sleep
+from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
-from airflow.providers.common.compat.sdk import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException, conf
+from airflow.triggers.base import TriggerEvent
 
 from medical_transcribe.hooks import (
     JOB_COMPLETE_WAITER,
@@ -15,13 +18,29 @@ from medical_transcribe.hooks import (
     TranscribeMedicalHook,
 )
 
+#: Seconds the scheduler may take, beyond the worker's delay, to read a finished task's event.
+SCHEDULER_LAG_SECONDS = 5
+
+
+def defer_settle_seconds() -> int:
+    """
+    Seconds after a deferral until the scheduler has surely read that the task's process ended.
+
+    Airflow's task supervisor notices the deferred process's exit up to ``[workers]
+    min_heartbeat_interval`` late, and the scheduler reads the executor's event on a later
+    loop. A task resumed before then is failed by that stale event and retried
+    (apache/airflow#72716, open in Airflow 3.3.2).
+    """
+    return conf.getint("workers", "min_heartbeat_interval", fallback=5) + SCHEDULER_LAG_SECONDS
+
 
 class MedicalTranscriptionJobCompletedTrigger(AwsBaseWaiterTrigger):
     """
     Fire when a medical transcription job is COMPLETED (success) or FAILED (error).
 
     The error event's ``message`` carries the job's status and FailureReason, because the
-    waiter's status queries include them.
+    waiter's status queries include them. The first check comes one ``waiter_delay`` after
+    the deferral, and no sooner than :func:`defer_settle_seconds`.
 
     :param job_name: The MedicalTranscriptionJobName.
     :param waiter_delay: Seconds between status checks. (default: 30)
@@ -61,6 +80,18 @@ class MedicalTranscriptionJobCompletedTrigger(AwsBaseWaiterTrigger):
             verify=verify,
             botocore_config=botocore_config,
         )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """
+        Wait before the first check, then check as the provider does.
+
+        The sensor checked just before deferring, and the provider's waiter checks at once:
+        a job done meanwhile would resume the task before the scheduler has read its
+        deferral's end, and Airflow would retry it.
+        """
+        await sleep(max(self.waiter_delay, defer_settle_seconds()))
+        async for event in super().run():
+            yield event
 
 
 def job_name_from_event(event: dict[str, Any] | None, hook: TranscribeMedicalHook) -> str:

@@ -2,8 +2,9 @@
 Run the trigger against moto (and a stubbed FAILED job).
 
 moto answers botocore's HTTP layer, not aiobotocore's, so the async client is replaced by the
-sync client whose waiters are wrapped to be awaited. Everything else (botocore's own waiter
-for the job, the provider's async_wait loop, the trigger's events) is real.
+sync client whose waiters are wrapped to be awaited. The trigger's wait before its first
+check is recorded instead of slept. Everything else (botocore's own waiter for the job, the
+provider's async_wait loop, the trigger's events) is real.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from unittest import mock
 import pytest
 from botocore.stub import Stubber
 
+from medical_transcribe import triggers
 from medical_transcribe.hooks import TranscribeMedicalHook
 from medical_transcribe.triggers import MedicalTranscriptionJobCompletedTrigger
 
@@ -47,6 +49,18 @@ def client(aws):
 
     with mock.patch.object(TranscribeMedicalHook, "get_async_conn", get_async_conn):
         yield client
+
+
+@pytest.fixture(autouse=True)
+def timeline(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, object]]:
+    """The trigger's own waits, in order with whatever a test adds (its seconds not slept)."""
+    happened: list[tuple[str, object]] = []
+
+    async def sleep(seconds: float) -> None:
+        happened.append(("wait", seconds))
+
+    monkeypatch.setattr(triggers, "sleep", sleep)
+    return happened
 
 
 def first_event(trigger: MedicalTranscriptionJobCompletedTrigger) -> dict:
@@ -115,3 +129,28 @@ def test_unknown_job_is_an_error_not_an_endless_wait(client):
     event = first_event(trigger)
     assert event["status"] == "error"
     assert "BadRequestException" in event["message"]
+
+
+@pytest.mark.parametrize("waiter_delay", [0, 1, 60])
+def test_first_check_waits_until_the_deferral_has_settled(
+    client, media, start_request, timeline, waiter_delay
+):
+    """The sensor checked just before deferring. An immediate check that found the job done
+    would resume the task before the scheduler read its deferral's end (apache/airflow#72716),
+    so the first check waits a poll interval, and at least the settling time."""
+    TranscribeMedicalHook().start_job(**start_request("visit-1"))
+    for _ in range(5):  # moto moves the job on a step per read: done before the trigger runs
+        job = client.get_medical_transcription_job(MedicalTranscriptionJobName="visit-1")
+        if job["MedicalTranscriptionJob"]["TranscriptionJobStatus"] == "COMPLETED":
+            break
+    client.meta.events.register(
+        "before-call.transcribe.GetMedicalTranscriptionJob",
+        lambda **_: timeline.append(("check", "visit-1")),
+    )
+    trigger = MedicalTranscriptionJobCompletedTrigger(
+        job_name="visit-1", waiter_delay=waiter_delay, waiter_max_attempts=5
+    )
+    assert first_event(trigger)["status"] == "success"
+    settle = triggers.defer_settle_seconds()
+    assert settle > 5  # beyond the supervisor's 5 s (min_heartbeat_interval) to see the exit
+    assert timeline[:2] == [("wait", max(waiter_delay, settle)), ("check", "visit-1")]

@@ -12,6 +12,8 @@ import os
 import shutil
 import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -115,6 +117,61 @@ class Airflow:
                 return new[0]
             time.sleep(1)
         raise AssertionError(f"no run ended within {timeout:.0f}s: {self.runs()[:2]}")
+
+    def retried(self, run: dict, files: int) -> list[str]:
+        """Each ``transcribe.start`` and ``transcribe.wait`` of ``run`` (one of each per file)
+        that took more than one try, with the end of its earlier tries' logs.
+
+        Each also says whether the scheduler recorded a "state mismatch" for it: the mark of
+        Airflow's race (apache/airflow#72716) that fails a resumed deferred task when the
+        executor's stale event from its deferral arrives after it was queued again.
+        """
+        path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances"
+        instances = self.api(f"{path}?limit=100")["task_instances"]
+        ours = [ti for ti in instances if ti["task_id"].startswith("transcribe.")]
+        tasks = sorted(ti["task_id"] for ti in ours)
+        assert tasks == ["transcribe.start"] * files + ["transcribe.wait"] * files, tasks
+        query = urllib.parse.urlencode(
+            {"dag_id": DAG_ID, "run_id": run["dag_run_id"], "event": "state mismatch"}
+        )
+        mismatches = self.api(f"/api/v2/eventLogs?{query}")["event_logs"]
+        found = []
+        for ti in ours:
+            race = [
+                f"try {event['try_number']}: {event['extra']}"
+                for event in mismatches
+                if (event["task_id"], event["map_index"]) == (ti["task_id"], ti["map_index"])
+            ]
+            cause = (
+                f"the scheduler's state mismatch (apache/airflow#72716): {race}"
+                if race
+                else "no state mismatch recorded by the scheduler"
+            )
+            task = f"{path}/{ti['task_id']}"
+            for attempt in range(1, ti["try_number"]):
+                found.append(
+                    f"{ti['task_id']}[{ti['map_index']}] ({ti.get('rendered_map_index')}) "
+                    f"try {attempt} of {ti['try_number']}, its log ends: "
+                    f"{self.log_end(task, ti['map_index'], attempt)}; {cause}"
+                )
+        return found
+
+    def log_end(self, task: str, map_index: int, attempt: int) -> list[str] | str:
+        """The last lines of a try's log: level, message and any exception, without frames."""
+        try:
+            log = self.api(f"{task}/logs/{attempt}?map_index={map_index}&full_content=true")
+        except urllib.error.HTTPError as error:  # a try the scheduler failed has no history
+            return f"not served ({error.code} {error.reason})"
+        said = [
+            " ".join(
+                [line.get("level", ""), str(line.get("event", ""))]
+                + [f"{e.get('exc_type')}: {e.get('exc_value')}"
+                   for e in line.get("error_detail") or []]
+            ).strip()
+            for line in log["content"]
+            if isinstance(line, dict)
+        ]  # fmt: skip
+        return said[-12:]
 
 
 @pytest.fixture(scope="module")
@@ -297,6 +354,7 @@ def test_operating_the_dag_from_the_ui(stack, airflow, browser, dictation, monke
     in_flight.done.set()
     in_flight.join()
     assert run["state"] == "success"
+    assert airflow.retried(run, len(NOTES)) == []  # an ordinary run needs no retry
     assert 1 <= in_flight.most <= POOL_SLOTS
     (ARTIFACTS / "timing.json").write_text(
         json.dumps(
