@@ -81,6 +81,11 @@ def decode_options(beam_size: int) -> dict[str, Any]:
     }
 
 
+def repeats(words: Sequence[Word]) -> bool:
+    """Whether a reading's text compresses beyond Whisper's limit: it loops."""
+    return get_compression_ratio(" ".join(word.text for word in words)) > REPETITIVE
+
+
 @dataclass(frozen=True)
 class Recognition:
     """The words of one track, and the speech that no decoding attempt turned into words."""
@@ -229,9 +234,10 @@ class Recognizer:
             if all(candidate.heard or candidate.phrase in tried for candidate in found[:within]):
                 break
             prompted = self.fitting([*own, *(candidate.phrase for candidate in found), *tried])
-            again = self.decode(audio, ", ".join(prompted) + ".", self.beam_size)
-            # Where the prompted decoding stops early or loops, the reading before stays.
-            if len(again) < len(heard) / 2 or loops(again):
+            again = self.read(audio, ", ".join(prompted) + ".", self.beam_size)
+            # Where the prompted decoding stops early or repeats itself, the reading before
+            # stays (it is sound, and sampling the window again costs ten decodings).
+            if len(again) < len(heard) / 2 or loops(again) or repeats(again):
                 break
             heard, tried = again, prompted
         return heard
@@ -245,14 +251,18 @@ class Recognizer:
     def decode(self, audio: Encoding, hotwords: str | None, beam_size: int) -> list[Word]:
         """The best reading of ``audio`` as timed words, in one decoding without timestamps
         (what it misses, the coverage guarantee decodes again)."""
-        (tokens,) = self.hypotheses(audio, hotwords, beam_size, 1)
-        words = self.timed(tokens, audio)
-        if get_compression_ratio(" ".join(word.text for word in words)) <= REPETITIVE:
+        words = self.read(audio, hotwords, beam_size)
+        if not repeats(words):
             return words
         # A reading that repeats itself: faster-whisper decodes the window again with its
         # fallback to sampling, as Whisper does.
         again = self._words(audio.samples, hotwords=hotwords, **self.options)
         return placed(again, audio.span)
+
+    def read(self, audio: Encoding, hotwords: str | None, beam_size: int) -> list[Word]:
+        """The best beam hypothesis for ``audio``, timed, as it came."""
+        (tokens,) = self.hypotheses(audio, hotwords, beam_size, 1)
+        return self.timed(tokens, audio)
 
     def hypotheses(
         self, audio: Encoding, hotwords: str | None, beam_size: int, count: int
