@@ -225,10 +225,13 @@ def transcribe(
         priority_weight=1,
         **START_AND_WAIT,
     )
-    MedicalTranscriptionJobSensor(
+    # The scheduler defers the wait straight to the triggerer, which reads the job name from
+    # the start's XCom: no worker process runs for it until the job ended.
+    started >> MedicalTranscriptionJobSensor(
         task_id="wait",
-        job_name=started.output,
+        job_name="{{ ti.xcom_pull(task_ids='transcribe.start', map_indexes=ti.map_index) }}",
         deferrable=True,
+        start_from_trigger=True,
         poke_interval=POLL_SECONDS,
         priority_weight=2,
         **START_AND_WAIT,

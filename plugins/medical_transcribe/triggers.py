@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.common.compat.sdk import AirflowException
+from airflow.triggers.base import TriggerEvent
 
 from medical_transcribe.hooks import (
     JOB_COMPLETE_WAITER,
@@ -46,14 +48,10 @@ class MedicalTranscriptionJobCompletedTrigger(AwsBaseWaiterTrigger):
         botocore_config: dict | None = None,
     ) -> None:
         super().__init__(
-            serialized_fields={"job_name": job_name},
+            **self._for_job(job_name),
             waiter_name=JOB_COMPLETE_WAITER,
-            waiter_args={"MedicalTranscriptionJobName": job_name},
-            failure_message=f"Medical transcription job {job_name} failed",
-            status_message=f"Medical transcription job {job_name} status",
             status_queries=JOB_STATUS_QUERIES,
             return_key="job_name",
-            return_value=job_name,
             waiter_delay=waiter_delay,
             waiter_max_attempts=waiter_max_attempts,
             aws_conn_id=aws_conn_id,
@@ -61,6 +59,23 @@ class MedicalTranscriptionJobCompletedTrigger(AwsBaseWaiterTrigger):
             verify=verify,
             botocore_config=botocore_config,
         )
+        self.job_name = job_name
+
+    @staticmethod
+    def _for_job(job_name: str) -> dict[str, Any]:
+        return {
+            "serialized_fields": {"job_name": job_name},
+            "waiter_args": {"MedicalTranscriptionJobName": job_name},
+            "failure_message": f"Medical transcription job {job_name} failed",
+            "status_message": f"Medical transcription job {job_name} status",
+            "return_value": job_name,
+        }
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        # A task started from the triggerer has its job_name rendered only now, in place.
+        vars(self).update(self._for_job(self.job_name))
+        async for event in super().run():
+            yield event
 
 
 def job_name_from_event(event: dict[str, Any] | None, hook: TranscribeMedicalHook) -> str:

@@ -115,3 +115,16 @@ def test_unknown_job_is_an_error_not_an_endless_wait(client):
     event = first_event(trigger)
     assert event["status"] == "error"
     assert "BadRequestException" in event["message"]
+
+
+def test_waits_for_the_job_its_name_renders_to(client, media, start_request):
+    """Started from the triggerer, the trigger is built with the template and rendered in
+    place before it runs: it waits for, and names, the rendered job."""
+    TranscribeMedicalHook().start_job(**start_request("visit-1"))
+    trigger = MedicalTranscriptionJobCompletedTrigger(
+        job_name="{{ ti.xcom_pull(task_ids='transcribe.start') }}",
+        waiter_delay=0,
+        waiter_max_attempts=5,
+    )
+    trigger.job_name = "visit-1"  # what render_template_fields does to it
+    assert first_event(trigger) == {"status": "success", "job_name": "visit-1"}
