@@ -149,10 +149,11 @@ PARAMS = {
 }
 
 # Per file: start its job (not waiting), then wait for it deferred, each holding a pool
-# slot. A wait outranks every start, so the scheduler gives a slot a start frees to the
-# waits before another job starts (README, "Jobs in flight", has the one window where it
-# cannot). Waits only read the job, so retrying or clearing one never starts a second; a
-# job that FAILED, or a request AWS refuses, is not retried.
+# slot. The scheduler defers a runnable wait before it hands free slots out, and a wait
+# outranks every start, so a slot a start frees goes to its wait unless a start takes it
+# before the scheduler next examines the run (README, "Jobs in flight", measures that gap).
+# Waits only read the job, so retrying or clearing one never starts a second; a job that
+# FAILED, or a request AWS refuses, is not retried.
 START_AND_WAIT = {
     "aws_conn_id": AWS_CONN_ID,
     "pool": POOL,
