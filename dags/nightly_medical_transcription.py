@@ -149,10 +149,11 @@ PARAMS = {
 }
 
 # Per file: start its job (not waiting), then wait for it deferred, each holding a pool
-# slot. A wait outranks every start, so the scheduler gives a slot a start frees to the
-# waits before another job starts (README, "Jobs in flight", has the one window where it
-# cannot). Waits only read the job, so retrying or clearing one never starts a second; a
-# job that FAILED, or a request AWS refuses, is not retried.
+# slot. The scheduler defers a runnable wait before it hands free slots out, and a wait
+# outranks every start, so a slot a start frees goes to its wait unless a start takes it
+# before the scheduler next examines the run (README, "Jobs in flight", measures that gap).
+# Waits only read the job, so retrying or clearing one never starts a second; a job that
+# FAILED, or a request AWS refuses, is not retried.
 START_AND_WAIT = {
     "aws_conn_id": AWS_CONN_ID,
     "pool": POOL,
@@ -225,10 +226,13 @@ def transcribe(
         priority_weight=1,
         **START_AND_WAIT,
     )
-    MedicalTranscriptionJobSensor(
+    # The scheduler defers the wait straight to the triggerer, which reads the job name from
+    # the start's XCom: no worker process runs for it until the job ended.
+    started >> MedicalTranscriptionJobSensor(
         task_id="wait",
-        job_name=started.output,
+        job_name="{{ ti.xcom_pull(task_ids='transcribe.start', map_indexes=ti.map_index) }}",
         deferrable=True,
+        start_from_trigger=True,
         poke_interval=POLL_SECONDS,
         priority_weight=2,
         **START_AND_WAIT,

@@ -8,13 +8,19 @@ prefix, triggers the DAG through the REST API and waits for it and its follow-up
 files per minute, Airflow overhead (wall time minus the engine's recognition time, as a
 share of the wall time), task latency percentiles, the peak memory of the scheduler, the
 Celery workers (with their task processes) and the flatten task, and the CPU seconds each
-host used, per file: on a shared machine, the figure that sizes a night.
+host used, per file: on a shared machine, the figure that sizes a night; also the most jobs
+in flight at once beside the pool's slots, and the machine's load meanwhile. Each night is
+appended to ``include/bench/results/cluster_nights.jsonl``.
+
+``--restart-airflow`` starts Airflow's services again before each night, so they run the
+DAG and plugins on disk now: two versions of them can be measured side by side.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import threading
@@ -27,12 +33,14 @@ from typing import Any
 import psutil
 import sqlalchemy as sa
 
+from bench.in_flight import max_in_flight
 from devstack.cluster.airflow_api import AirflowAPI
 from devstack.cluster.stack import STATE, ProcessCluster
 from medscribe.store import JobStore, jobs
 
 DAG_ID = "nightly_medical_transcription"
 CACHE = STATE.parent / "bench-cluster"
+RESULTS = Path(__file__).parent / "results" / "cluster_nights.jsonl"
 TASK_TITLE = re.compile(r"airflow worker -- (\S+)")
 PHRASES = [
     "Blood pressure is stable on lisinopril.",
@@ -70,11 +78,12 @@ def cpu_seconds(tree: list[psutil.Process]) -> float:
 
 class Usage:
     """Per watched host's process tree: peak resident memory (MB), sampled every second,
-    and the CPU seconds it used while watched."""
+    and the CPU seconds it used while watched; and the machine's 1-minute load average."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids, self.peak = pids, dict.fromkeys(pids, 0.0)
         self.task_peak: dict[str, float] = {}  # by task instance id
+        self.load: list[float] = []
         self.cpu_start = {host: cpu_seconds(self._tree(pid)) for host, pid in pids.items()}
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._sample, daemon=True)
@@ -86,6 +95,7 @@ class Usage:
 
     def _sample(self) -> None:
         while not self.stop.wait(1.0):
+            self.load.append(os.getloadavg()[0])
             for host, pid in self.pids.items():
                 try:
                     tree = self._tree(pid)
@@ -128,6 +138,21 @@ def pool_path(cluster: ProcessCluster) -> str:
     return f"/api/v2/pools/{cluster.settings['MEDICAL_TRANSCRIBE_POOL']}"
 
 
+def restart_airflow(cluster: ProcessCluster) -> None:
+    """Start Airflow's long-running services again, as a deployment of new DAG code would."""
+    services = [
+        name
+        for name in cluster.services
+        if name.startswith("airflow-") and cluster.services[name].get("restart", "no") != "no"
+    ]
+    for service in services:
+        for host in cluster.hosts[service]:
+            cluster.stop(host)
+            cluster.start(service, host)
+    for service in services:
+        cluster.wait_healthy(service)
+
+
 def night(cluster: ProcessCluster, files: list[Path], engine_workers: int) -> dict[str, Any]:
     for index, host in enumerate(cluster.hosts["engine-worker"]):
         running = host in cluster.running()
@@ -136,7 +161,7 @@ def night(cluster: ProcessCluster, files: list[Path], engine_workers: int) -> di
         elif index >= engine_workers and running:
             cluster.stop(host)
     env = cluster.client_env()
-    s3 = cluster.s3_client()
+    s3 = cluster.client("s3")
     prefix = f"bench-{len(files)}-{engine_workers}w-{int(time.time())}"
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda p: s3.upload_file(str(p), "dictations", f"{prefix}/{p.name}"), files))
@@ -156,12 +181,17 @@ def night(cluster: ProcessCluster, files: list[Path], engine_workers: int) -> di
     store = JobStore(f"postgresql+psycopg2://engine:{password}@{address}:5432/engine")
     with store.engine.connect() as conn:
         rows = conn.execute(
-            sa.select(jobs.c.status, jobs.c.started_at, jobs.c.completed_at).where(
+            sa.select(jobs.c.name, jobs.c.status, jobs.c.started_at, jobs.c.completed_at).where(
                 jobs.c.request.contains(f"/{prefix}/")
             )
         ).all()
     recognition = sum(row.completed_at - row.started_at for row in rows if row.completed_at)
     engine_wall = recognition / engine_workers
+    transcribe = cluster.client("transcribe")
+    described = [
+        transcribe.get_medical_transcription_job(MedicalTranscriptionJobName=row.name)
+        for row in rows
+    ]
     instances = [ti for run in runs for ti in api.task_instances(DAG_ID, run["dag_run_id"])]
     by_task: dict[str, list[float]] = {}
     for ti in instances:
@@ -171,6 +201,8 @@ def night(cluster: ProcessCluster, files: list[Path], engine_workers: int) -> di
         "files": len(files),
         "engine_workers": engine_workers,
         "pool_slots": api.call("GET", pool_path(cluster))["slots"],
+        "max_in_flight": max_in_flight(d["MedicalTranscriptionJob"] for d in described),
+        "load_avg": round(sum(usage.load) / max(1, len(usage.load)), 1),
         "runs": [run["state"] for run in runs],
         "completed": sum(row.status == "COMPLETED" for row in rows),
         "jobs": len(rows),
@@ -201,6 +233,8 @@ def main() -> None:
     parser.add_argument(
         "--pool-slots", type=int, help="jobs in flight (the pool's slots); default: as set up"
     )
+    parser.add_argument("--restart-airflow", action="store_true", help="before each night")
+    parser.add_argument("--note", help="what this night measures, kept with its results")
     args = parser.parse_args()
     cluster = ProcessCluster()
     if not cluster.running():
@@ -210,9 +244,14 @@ def main() -> None:
         api = AirflowAPI(cluster.client_env())
         api.call("PATCH", pool_path(cluster), pool | {"slots": args.pool_slots})
     files = short_dictations(args.files)
-    results = [night(cluster, files, workers) for workers in args.engine_workers]
-    for result in results:
-        print(json.dumps(result))
+    results = []
+    for workers in args.engine_workers:
+        if args.restart_airflow:
+            restart_airflow(cluster)
+        results.append({"note": args.note, **night(cluster, files, workers)})
+        with RESULTS.open("a") as out:
+            out.write(json.dumps(results[-1]) + "\n")
+        print(json.dumps(results[-1]), flush=True)
     if len(results) == 2:
         ratio = results[1]["files_per_min"] / results[0]["files_per_min"]
         print(

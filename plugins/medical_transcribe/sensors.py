@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.triggers.base import StartTriggerArgs
 
 from medical_transcribe.hooks import (
     MedicalTranscriptionJobFailedError,
@@ -29,6 +30,9 @@ class MedicalTranscriptionJobSensor(AwsBaseSensor[TranscribeMedicalHook]):
     :param deferrable: Wait in the triggerer instead of a worker slot. (default: True)
     :param poke_interval: Seconds between status checks. (default: 30)
     :param max_retries: Status checks in deferrable mode before giving up. (default: 240)
+    :param start_from_trigger: Deferrable only: the scheduler defers the task straight to the
+        triggerer, so no worker process runs until the job ended; ``job_name`` must then be a
+        template (an XComArg cannot reach the triggerer). (default: False)
     :param aws_conn_id: The Airflow connection used for AWS credentials.
     :param region_name: AWS region_name. If not specified then the default boto3 behaviour is used.
     :param verify: Whether or not to verify SSL certificates.
@@ -46,29 +50,42 @@ class MedicalTranscriptionJobSensor(AwsBaseSensor[TranscribeMedicalHook]):
         deferrable: bool = True,
         poke_interval: float = 30,
         max_retries: int = 240,
+        start_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, **kwargs)
         self.job_name = job_name
         self.deferrable = deferrable
         self.max_retries = max_retries
+        if deferrable and start_from_trigger:
+            self.start_from_trigger = True
+            self.start_trigger_args = StartTriggerArgs(
+                trigger_cls=f"{MedicalTranscriptionJobCompletedTrigger.__module__}.MedicalTranscriptionJobCompletedTrigger",
+                trigger_kwargs=self._trigger_kwargs(),
+                next_method="execute_complete",
+                next_kwargs=None,
+                timeout=None,
+            )
 
     def execute(self, context: Context) -> None:
         if not self.deferrable:
             super().execute(context=context)
         elif not self.poke(context):
             self.defer(
-                trigger=MedicalTranscriptionJobCompletedTrigger(
-                    job_name=self.job_name,
-                    waiter_delay=int(self.poke_interval),
-                    waiter_max_attempts=self.max_retries,
-                    aws_conn_id=self.aws_conn_id,
-                    region_name=self.region_name,
-                    verify=self.verify,
-                    botocore_config=self.botocore_config,
-                ),
+                trigger=MedicalTranscriptionJobCompletedTrigger(**self._trigger_kwargs()),
                 method_name="execute_complete",
             )
+
+    def _trigger_kwargs(self) -> dict[str, Any]:
+        return {
+            "job_name": self.job_name,
+            "waiter_delay": int(self.poke_interval),
+            "waiter_max_attempts": self.max_retries,
+            "aws_conn_id": self.aws_conn_id,
+            "region_name": self.region_name,
+            "verify": self.verify,
+            "botocore_config": self.botocore_config,
+        }
 
     def poke(self, context: Context) -> bool:
         job = self.hook.get_job(self.job_name)

@@ -65,14 +65,10 @@ class MedicalTranscriptionJobCompletedTrigger(AwsBaseWaiterTrigger):
         botocore_config: dict | None = None,
     ) -> None:
         super().__init__(
-            serialized_fields={"job_name": job_name},
+            **self._for_job(job_name),
             waiter_name=JOB_COMPLETE_WAITER,
-            waiter_args={"MedicalTranscriptionJobName": job_name},
-            failure_message=f"Medical transcription job {job_name} failed",
-            status_message=f"Medical transcription job {job_name} status",
             status_queries=JOB_STATUS_QUERIES,
             return_key="job_name",
-            return_value=job_name,
             waiter_delay=waiter_delay,
             waiter_max_attempts=waiter_max_attempts,
             aws_conn_id=aws_conn_id,
@@ -80,15 +76,28 @@ class MedicalTranscriptionJobCompletedTrigger(AwsBaseWaiterTrigger):
             verify=verify,
             botocore_config=botocore_config,
         )
+        self.job_name = job_name
+
+    @staticmethod
+    def _for_job(job_name: str) -> dict[str, Any]:
+        return {
+            "serialized_fields": {"job_name": job_name},
+            "waiter_args": {"MedicalTranscriptionJobName": job_name},
+            "failure_message": f"Medical transcription job {job_name} failed",
+            "status_message": f"Medical transcription job {job_name} status",
+            "return_value": job_name,
+        }
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """
         Wait before the first check, then check as the provider does.
 
-        The sensor checked just before deferring, and the provider's waiter checks at once:
-        a job done meanwhile would resume the task before the scheduler has read its
-        deferral's end, and Airflow would retry it.
+        A task started from the triggerer has its job name rendered only now, in place. A
+        sensor that deferred from a worker checked just before, and the provider's waiter
+        checks at once: a job done meanwhile would resume the task before the scheduler has
+        read its deferral's end, and Airflow would retry it.
         """
+        vars(self).update(self._for_job(self.job_name))
         await sleep(max(self.waiter_delay, defer_settle_seconds()))
         async for event in super().run():
             yield event

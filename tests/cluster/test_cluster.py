@@ -2,8 +2,9 @@
 workers on their own hosts, each night triggered through Airflow's REST API.
 
 Every night ends with every file transcribed exactly once: one job per file, COMPLETED,
-its transcript in S3 and its rows in both tables. Most nights suffer one fault while they
-run; the outcome of each is appended to ``.local/cluster/faults.jsonl``.
+its transcript in S3 and its rows in both tables, and never more of its jobs in flight at
+once than the pool has slots. Most nights suffer one fault while they run; the outcome of
+each is appended to ``.local/cluster/faults.jsonl``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pandas as pd
 import psutil
 import pytest
 import sqlalchemy as sa
+from bench.in_flight import max_in_flight
 from botocore import exceptions as boto_errors
 from botocore.config import Config
 
@@ -51,7 +53,16 @@ class Running:
     cluster: ProcessCluster
     api: AirflowAPI
     s3: Any
+    transcribe: Any
     store: JobStore
+
+    def pool(self, **change: Any) -> dict[str, Any]:
+        """The transcription pool, after ``change`` (e.g. ``slots=2``) if any."""
+        name = self.cluster.settings["MEDICAL_TRANSCRIBE_POOL"]
+        path = f"/api/v2/pools/{name}"
+        if change:
+            return self.api.call("PATCH", path, {"name": name, "include_deferred": True, **change})
+        return self.api.call("GET", path)
 
 
 @pytest.fixture(scope="session")
@@ -63,11 +74,11 @@ def running() -> Iterator[Running]:
     if started:
         cluster.up()
     env = cluster.client_env()
-    s3 = cluster.s3_client()
+    s3 = cluster.client("s3")
     password = cluster.settings["ENGINE_DB_PASSWORD"]
     address = cluster.network.address("postgres")
     store = JobStore(f"postgresql+psycopg2://engine:{password}@{address}:5432/engine")
-    yield Running(cluster, AirflowAPI(env), s3, store)
+    yield Running(cluster, AirflowAPI(env), s3, cluster.client("transcribe"), store)
     if started:
         cluster.down()
 
@@ -160,6 +171,12 @@ class Night:
             key for key in self.keys if [r["status"] for r in by_file.get(key, [])] == ["COMPLETED"]
         }
         duplicated = {key for key in self.keys if len(by_file.get(key, [])) > 1}
+        described = [
+            self.running.transcribe.get_medical_transcription_job(
+                MedicalTranscriptionJobName=record["name"]
+            )["MedicalTranscriptionJob"]
+            for record in records
+        ]
         table = read_table(self.running.s3, f"tables/{self.name}/transcription_jobs/")
         items = read_table(self.running.s3, f"tables/{self.name}/transcript_items/")
         outcome = {
@@ -169,12 +186,15 @@ class Night:
             "lost": len(set(self.keys) - set(by_file)),
             "duplicated": len(duplicated),
             "runs": [run["state"] for run in self.runs],
+            "max_in_flight": max_in_flight(described),
+            "pool_slots": self.running.pool()["slots"],
             "seconds": round(time.monotonic() - self.started, 1),
         }
         with (self.running.cluster.state / "faults.jsonl").open("a") as log:
             log.write(json.dumps(outcome) + "\n")
         assert set(outcome["runs"]) == {"success"}, outcome
         assert outcome["transcribed_once"] == len(self.keys), (outcome, records)
+        assert outcome["max_in_flight"] <= outcome["pool_slots"], (outcome, described)
         for key in self.keys:
             (record,) = by_file[key]
             bucket, _, path = (
@@ -210,6 +230,17 @@ def test_a_night_triggered_through_the_api_runs_on_the_celery_workers(running, a
     assert set(ran["hostname"]) <= WORKERS, set(ran["hostname"])
     continued = instances[instances["task_id"] == "continue_night"]
     assert list(continued["state"]) == ["success", "skipped"]
+
+
+def test_a_pool_smaller_than_the_night_bounds_its_jobs_in_flight(running, audio):
+    """Two slots, three files: the third job starts only after one of the first two ended,
+    as the waits take the slots their starts free (Night.finish holds in flight to slots)."""
+    slots = running.pool()["slots"]
+    running.pool(slots=2)
+    try:
+        night(running, audio, "pool-of-two").finish("none (a pool of 2 slots)")
+    finally:
+        running.pool(slots=slots)
 
 
 def test_the_cluster_under_test_runs_this_checkouts_code(running):
@@ -305,8 +336,8 @@ def test_engine_api_restarted_while_sensors_wait(running, audio):
 def test_s3_unreachable_for_30_seconds(running, audio):
     tonight = night(running, audio, "s3-outage")
     wait_for("job in progress", tonight.in_progress_job)
-    probe = running.cluster.s3_client(
-        Config(connect_timeout=3, read_timeout=3, retries={"total_max_attempts": 1})
+    probe = running.cluster.client(
+        "s3", Config(connect_timeout=3, read_timeout=3, retries={"total_max_attempts": 1})
     )
     probe.head_bucket(Bucket="dictations")
     outage = time.monotonic()

@@ -90,7 +90,10 @@ def test_per_file_a_start_that_does_not_wait_then_a_deferrable_sensor_both_mappe
     assert start.wait_for_completion is False
     assert isinstance(wait, MedicalTranscriptionJobSensor) and wait.deferrable is True
     assert wait.upstream_task_ids == {"transcribe.start"}
-    assert wait.job_name.operator is start  # the name the start task returns
+    # No worker process until its job ended; the triggerer renders the name start returned.
+    assert wait.start_from_trigger is True
+    assert wait.start_trigger_args.trigger_kwargs["job_name"] == wait.job_name
+    assert "xcom_pull(task_ids='transcribe.start', map_indexes=ti.map_index)" in wait.job_name
     assert dag.get_task("flatten").upstream_task_ids == {"list_pending", "transcribe.wait"}
     for task in (start, wait):
         assert task.get_closest_mapped_task_group() is group, task.task_id

@@ -58,6 +58,19 @@ def test_deferrable_by_default_and_defers_while_running(job):
     ) == (job, 5, 9)
 
 
+def test_started_from_the_triggerer_with_the_trigger_it_would_defer_to(job):
+    """No worker runs before the job ended: the scheduler defers to the same trigger."""
+    probe = sensor(poke_interval=5, max_retries=9, start_from_trigger=True)
+    args = probe.start_trigger_args
+    assert probe.start_from_trigger is True and args is not None
+    with pytest.raises(TaskDeferred) as deferred:
+        probe.execute({})
+    started = MedicalTranscriptionJobCompletedTrigger(**args.trigger_kwargs).serialize()
+    assert started == deferred.value.trigger.serialize() == (args.trigger_cls, started[1])
+    assert args.next_method == deferred.value.method_name
+    assert sensor(deferrable=False, start_from_trigger=True).start_from_trigger is False
+
+
 def test_does_not_defer_for_a_finished_job():
     done = {"TranscriptionJobStatus": "COMPLETED"}
     with mock.patch.object(TranscribeMedicalHook, "get_job", return_value=done) as get_job:

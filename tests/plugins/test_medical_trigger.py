@@ -154,3 +154,16 @@ def test_first_check_waits_until_the_deferral_has_settled(
     settle = triggers.defer_settle_seconds()
     assert settle > 5  # beyond the supervisor's 5 s (min_heartbeat_interval) to see the exit
     assert timeline[:2] == [("wait", max(waiter_delay, settle)), ("check", "visit-1")]
+
+
+def test_waits_for_the_job_its_name_renders_to(client, media, start_request):
+    """Started from the triggerer, the trigger is built with the template and rendered in
+    place before it runs: it waits for, and names, the rendered job."""
+    TranscribeMedicalHook().start_job(**start_request("visit-1"))
+    trigger = MedicalTranscriptionJobCompletedTrigger(
+        job_name="{{ ti.xcom_pull(task_ids='transcribe.start') }}",
+        waiter_delay=0,
+        waiter_max_attempts=5,
+    )
+    trigger.job_name = "visit-1"  # what render_template_fields does to it
+    assert first_event(trigger) == {"status": "success", "job_name": "visit-1"}

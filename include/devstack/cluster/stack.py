@@ -342,13 +342,13 @@ class ProcessCluster:
             "AIRFLOW_PASSWORD": self.settings["AIRFLOW_ADMIN_PASSWORD"],
         }
 
-    def s3_client(self, config: Config | None = None) -> Any:
-        """A boto3 S3 client for the cluster's S3 server, retrying as the DAG's hook does
-        unless ``config`` says otherwise."""
+    def client(self, service: str, config: Config | None = None) -> Any:
+        """A boto3 client for the cluster's S3 server (``s3``) or engine (``transcribe``),
+        retrying as the DAG's hook does unless ``config`` says otherwise."""
         env = self.client_env()
         return boto3.client(
-            "s3",
-            endpoint_url=env["AWS_ENDPOINT_URL_S3"],
+            service,
+            endpoint_url=env[f"AWS_ENDPOINT_URL_{service.upper()}"],
             aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
             region_name=env["AWS_DEFAULT_REGION"],
