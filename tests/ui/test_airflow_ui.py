@@ -343,8 +343,9 @@ def test_operating_the_dag_from_the_ui(stack, airflow, browser, dictation, monke
     )
     open_run(page, airflow, run, "03-dry-run-success")
 
-    # A real run of four files, never more jobs in flight than the pool has slots, from each
-    # file's start task through its deferred wait to the job's end.
+    # A real run of four files, its jobs in flight held by the pool: at most one more than its
+    # slots, a start that takes the slot another start freed before the scheduler has sent
+    # that file's wait to the triggerer (README, "Jobs in flight"); four if it held nothing.
     known.add(run["dag_run_id"])
     in_flight = JobsInFlight(transcribe)
     in_flight.start()
@@ -355,7 +356,7 @@ def test_operating_the_dag_from_the_ui(stack, airflow, browser, dictation, monke
     in_flight.join()
     assert run["state"] == "success"
     assert airflow.retried(run, len(NOTES)) == []  # an ordinary run needs no retry
-    assert 1 <= in_flight.most <= POOL_SLOTS
+    assert 1 <= in_flight.most <= POOL_SLOTS + 1 < len(NOTES)
     (ARTIFACTS / "timing.json").write_text(
         json.dumps(
             {
