@@ -386,7 +386,9 @@ def test_operating_the_dag_from_the_ui(stack, airflow, browser, dictation, monke
     assert run["state"] == "failed"
     (corrupt,) = jobs.job_names("FAILED") - failed_before
     open_run(page, airflow, run, "06-corrupt-file-run-failed")
-    assert on_screen(page, corrupt)  # the failed wait task, by its job name
+    # The failed wait task, by its job name, once the run's task table has loaded.
+    page.get_by_text(corrupt).first.wait_for()
+    assert on_screen(page, corrupt)
     page.goto(f"{airflow.url}/dags/{DAG_ID}/runs/{run['dag_run_id']}/tasks/check_run")
     page.get_by_text(f"Failed: {corrupt} (1 of 1)").first.wait_for()
     for text in (f"Failed: {corrupt}", f"failed {corrupt}: ", "could not be decoded",
