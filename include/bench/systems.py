@@ -157,7 +157,7 @@ def _fixed_prompt_recognizer() -> type:
         def first_pass(
             self, samples: np.ndarray, phrases: Sequence[str], own: Sequence[str] = ()
         ) -> list[Word]:
-            prompt = self.prompt(list(dict.fromkeys([*own, *phrases])))
+            prompt = self.prompt([*own, *phrases])
             return self._words(samples, hotwords=prompt, **self.options)
 
     return FixedPrompt

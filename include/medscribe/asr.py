@@ -81,6 +81,11 @@ def decode_options(beam_size: int) -> dict[str, Any]:
     }
 
 
+def as_prompt(phrases: Sequence[str]) -> str | None:
+    """Phrases as Whisper's prompt reads them: a list, ended like a sentence."""
+    return ", ".join(phrases) + "." if phrases else None
+
+
 def repeats(words: Sequence[Word]) -> bool:
     """Whether a reading's text compresses beyond Whisper's limit: it loops."""
     return get_compression_ratio(" ".join(word.text for word in words)) > REPETITIVE
@@ -171,8 +176,7 @@ class Recognizer:
 
     def prompt(self, phrases: Sequence[str]) -> str | None:
         """As many phrases as fit the token budget, in order of priority."""
-        kept = self.fitting(phrases)
-        return ", ".join(kept) + "." if kept else None
+        return as_prompt(self.fitting(phrases))
 
     def fitting(self, phrases: Sequence[str]) -> list[str]:
         """The first distinct ``phrases`` that fit the prompt's token budget together."""
@@ -188,7 +192,7 @@ class Recognizer:
 
     def steered(self, own: Sequence[str], found: Sequence[retrieval.Candidate]) -> str | None:
         """A window's prompt: the job's phrases, then those retrieved for the window."""
-        return self.prompt(list(dict.fromkeys([*own, *(candidate.phrase for candidate in found)])))
+        return self.prompt([*own, *(candidate.phrase for candidate in found)])
 
     def transcribe(
         self, samples: np.ndarray, phrases: Sequence[str], own: Sequence[str] = ()
@@ -234,7 +238,7 @@ class Recognizer:
             if all(candidate.heard or candidate.phrase in tried for candidate in found[:within]):
                 break
             prompted = self.fitting([*own, *(candidate.phrase for candidate in found), *tried])
-            again = self.read(audio, ", ".join(prompted) + ".", self.beam_size)
+            again = self.read(audio, as_prompt(prompted), self.beam_size)
             # Where the prompted decoding stops early or repeats itself, the reading before
             # stays (it is sound, and sampling the window again costs ten decodings).
             if len(again) < len(heard) / 2 or loops(again) or repeats(again):

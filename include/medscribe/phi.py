@@ -71,9 +71,10 @@ NAME_CUES = re.compile(r"\b(?:name is|named|name's|this is|I'm|I am|called|ask f
 NOT_NAMES = {
     "I", "I'm", "I've", "I'll", "OK", "Okay", "Yes", "No", "Hello", "Hi", "Thank", "Thanks",
     "Good", "Well", "So", "And", "But", "The", "A", "An", "Doctor", "Dr", "Mr", "Mrs", "Ms",
-    "Miss", "Mister", "Missus", "Nurse", "Patient", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
-    "Sunday", "Street", "Avenue", "Road", "Hospital", "Clinic", "Center", "English", "You",
-    "He", "She", "We", "They", "It", "My", "Your", "His", "Her", "Our", "Their",
+    "Miss", "Mister", "Missus", "Nurse", "Patient", "Monday", "Tuesday", "Wednesday",
+    "Thursday", "Friday", "Saturday", "Sunday", "Street", "Avenue", "Road", "Hospital",
+    "Clinic", "Center", "English", "You", "He", "She", "We", "They", "It", "My", "Your", "His",
+    "Her", "Our", "Their",
 }  # fmt: skip
 FACILITY_WORDS = (
     r"(?:Hospital|Medical Center|Health Center|Clinic|Infirmary|Medical Group|Health System"

@@ -60,7 +60,10 @@ class MedicalTranscriptionJobSensor(AwsBaseSensor[TranscribeMedicalHook]):
         if deferrable and start_from_trigger:
             self.start_from_trigger = True
             self.start_trigger_args = StartTriggerArgs(
-                trigger_cls=f"{MedicalTranscriptionJobCompletedTrigger.__module__}.MedicalTranscriptionJobCompletedTrigger",
+                trigger_cls=(
+                    f"{MedicalTranscriptionJobCompletedTrigger.__module__}."
+                    f"{MedicalTranscriptionJobCompletedTrigger.__qualname__}"
+                ),
                 trigger_kwargs=self._trigger_kwargs(),
                 next_method="execute_complete",
                 next_kwargs=None,
