@@ -6,6 +6,8 @@ neural voice with the real model; the whole guarantee through the engine's API.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from bench.corpus import load_corpus
@@ -14,7 +16,7 @@ from bench.synthesize import LONG_VOICE, render_clean, render_phone
 from test_jobs import start, transcript_of, upload, wait
 
 from medscribe import audio
-from medscribe.coverage import SPOKEN_S, WORD_S, Span, ensure_coverage, gaps
+from medscribe.coverage import SPOKEN_S, WORD_S, Span, ensure_coverage, gaps, kept_to_speech
 from medscribe.vocabulary import default_phrases
 from medscribe.words import Word
 
@@ -64,6 +66,22 @@ def test_covered_speech_and_silence_are_no_gap():
     words = said("alpha", "bravo", "charlie", start=0.7, end=2.8)
     words += said("delta", "echo", "foxtrot", "golf", "hotel", start=6.1, end=9.1)
     assert gaps(words, speech, duration=12.0) == []
+
+
+def test_a_word_squeezed_into_the_end_of_its_speech_starts_where_its_speech_does():
+    # A conversation's answer as the window's alignment timed it: "79." 20 ms at the end of
+    # the 0.9 s "seventy-nine" took, after the question's last word and a pause.
+    speech = [Span(31.0, 32.8), Span(33.1, 34.0)]
+    asked = said("How", "old", "are", "you?", start=31.0, end=32.8)
+    answer = Word("79.", 33.98, 34.0, 0.54)
+    assert kept_to_speech([*asked, answer], speech) == [*asked, replace(answer, start=33.1)]
+    # Never earlier than saying it takes: the speech of a word missed before it is still a gap.
+    speech = [Span(31.0, 32.8), Span(33.1, 37.0)]
+    answer = Word("79.", 36.98, 37.0, 0.54)
+    kept = kept_to_speech([*asked, answer], speech)
+    assert kept[-1].start == pytest.approx(37.0 - 10 * SPOKEN_S)  # "seventy-nine": 10 letters
+    (gap,) = gaps(kept, speech, duration=38.0)
+    assert gap.index == len(asked) and gap.speech_s > 2.0
 
 
 def test_a_word_stretched_over_speech_is_a_gap_it_may_be_replaced_in():
