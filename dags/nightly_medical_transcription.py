@@ -44,10 +44,12 @@ from medical_transcribe.sensors import MedicalTranscriptionJobSensor
 DAG_ID = "nightly_medical_transcription"
 AWS_CONN_ID = os.environ.get("MEDICAL_TRANSCRIBE_CONN_ID", "aws_default")
 #: The pool that bounds jobs in flight (AWS limits concurrent medical jobs): each file's start
-#: task holds a slot, then its wait task. Create it with ``--include-deferred`` so deferred
-#: waits hold theirs: see README, "Jobs in flight".
+#: task holds two slots, then its wait task one. Create it with ``--include-deferred`` so
+#: deferred waits hold theirs: see README, "Jobs in flight".
 POOL = os.environ.get("MEDICAL_TRANSCRIBE_POOL", "transcribe_medical")
 POLL_SECONDS = int(os.environ.get("MEDICAL_TRANSCRIBE_POLL_SECONDS", "30"))
+#: Slots a start holds (a wait holds one): the pool needs at least two.
+START_POOL_SLOTS = 2
 #: Airflow refuses to expand a mapped task past [core] max_map_length, so one run takes at
 #: most that many files; a bigger night goes on in follow-up runs (``continue_night``).
 MAX_FILES = conf.getint("core", "max_map_length")
@@ -148,12 +150,13 @@ PARAMS = {
     ),
 }
 
-# Per file: start its job (not waiting), then wait for it deferred, each holding a pool
-# slot. The scheduler defers a runnable wait before it hands free slots out, and a wait
-# outranks every start, so a slot a start frees goes to its wait unless a start takes it
-# before the scheduler next examines the run (README, "Jobs in flight", measures that gap).
-# Waits only read the job, so retrying or clearing one never starts a second; a job that
-# FAILED, or a request AWS refuses, is not retried.
+# Per file: start its job (not waiting), then wait for it deferred. The slot a start
+# frees stays free until the scheduler next examines the run and defers that file's wait
+# (Airflow pools hand nothing over), so a start queued in that gap could push the jobs in
+# flight past the pool. Hence one start at a time, holding two slots: the one file it can
+# leave in the gap is covered by the second slot, so jobs in flight never exceed the pool
+# (README, "Jobs in flight"). Waits only read the job, so retrying or clearing one never
+# starts a second; a job that FAILED, or a request AWS refuses, is not retried.
 START_AND_WAIT = {
     "aws_conn_id": AWS_CONN_ID,
     "pool": POOL,
@@ -223,6 +226,8 @@ def transcribe(
         settings=settings,
         content_identification_type=content_identification_type,
         wait_for_completion=False,
+        pool_slots=START_POOL_SLOTS,
+        max_active_tis_per_dag=1,
         priority_weight=1,
         **START_AND_WAIT,
     )

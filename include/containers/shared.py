@@ -86,7 +86,10 @@ def pool_command(name: str, slots: str) -> list[str]:
     """``airflow pools set`` for the pool that bounds jobs in flight.
 
     Deferred tasks hold their slot: a job waiting for its transcript is still in flight.
+    A start holds two slots, so a smaller pool would never start a job.
     """
+    if int(slots) < 2:
+        raise ValueError(f"pool {name} needs at least 2 slots, not {slots}: a start holds two")
     return ["pools", "set", name, slots, "Transcribe Medical jobs in flight", "--include-deferred"]
 
 

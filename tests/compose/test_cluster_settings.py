@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from test_compose import SERVICES, URL, strings
 
 from containers import shared
@@ -62,3 +63,10 @@ def test_tasks_wait_for_a_busy_api_server_as_long_everywhere(tmp_path):
     cluster = ProcessCluster(state=tmp_path / "cluster")
     for service in ("airflow-worker", "airflow-scheduler", "airflow-triggerer"):
         assert cluster.env(service, service)[setting] == local, service
+
+
+def test_a_pool_too_small_for_a_start_is_refused_when_it_is_set():
+    # A start holds two slots: a one-slot pool would leave every file waiting, silently.
+    assert shared.pool_command("p", "2")[:4] == ["pools", "set", "p", "2"]
+    with pytest.raises(ValueError, match="at least 2 slots"):
+        shared.pool_command("p", "1")

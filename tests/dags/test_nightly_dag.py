@@ -101,7 +101,10 @@ def test_per_file_a_start_that_does_not_wait_then_a_deferrable_sensor_both_mappe
         # Both hold the pool: the start from before its job starts, the wait until it ends.
         assert task.pool == "transcribe_medical"
         assert task.weight_rule == WeightRule.ABSOLUTE
-    # A slot a start frees goes to a wait before another start.
+    # One start at a time, holding two slots, a wait one: a start queued before the scheduler
+    # has deferred the wait of the one before cannot push the jobs in flight past the pool.
+    assert (start.pool_slots, start.max_active_tis_per_dag, wait.pool_slots) == (2, 1, 1)
+    # A wait retried from a worker gets a free slot before another start.
     assert wait.priority_weight > start.priority_weight
 
 
