@@ -130,11 +130,13 @@ def _best(run: list[Word], index: _Index) -> tuple[float, _Term] | None:
     # A term far longer or shorter is not a respelling, however alike.
     similar_length = np.abs(index.lengths - len(letters)) <= index.lengths // 3
     close = np.flatnonzero((similarity >= THRESHOLD) & similar_length)
-    for position in close[np.argsort(-similarity[close], kind="stable")]:
-        term = index.terms[position]
-        if _fits(run, words, letters, term):
-            return float(similarity[position]), term
-    return None
+    if not close.size:
+        return None
+    # The closest term or none: where it is refused, a runner-up is a guess ("natrial
+    # fibrillation" is not ventricular fibrillation because atrial only drops a letter).
+    position = close[np.argmax(similarity[close])]
+    term = index.terms[position]
+    return (float(similarity[position]), term) if _fits(run, words, letters, term) else None
 
 
 def snap(words: list[Word], phrases: list[str]) -> list[Word]:

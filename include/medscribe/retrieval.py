@@ -71,7 +71,7 @@ def phrase_index(phrases: tuple[str, ...]) -> PhraseIndex:
         tuple(kept),
         spelled,
         tuple(jellyfish.metaphone(text) for text in spelled),
-        tuple(_written(phrase.split()) for phrase in kept),
+        tuple(written(phrase.split()) for phrase in kept),
         lengths - lengths // 3,
         lengths + lengths // 3,
     )
@@ -84,35 +84,35 @@ class Candidate:
     heard: bool  # the window's words already spell it
 
 
-def _written(words: Sequence[str]) -> str:
+def written(words: Sequence[str]) -> str:
     return " ".join(letters(word) for word in words)
 
 
-def _runs(words: Sequence[Word]) -> dict[str, float]:
+def runs(words: Sequence[Word]) -> dict[str, float]:
     """Every run of 1 to ``MAX_RUN`` words, as its words' letters joined by spaces, with the
     model's doubt about it (1 - its least sure word's confidence); a run never spans the
     end of a sentence (a comma may be misplaced: "tied to diabetes, Melatists")."""
-    runs: dict[str, float] = {}
+    found: dict[str, float] = {}
     for first in range(len(words)):
         for last in range(first, min(first + MAX_RUN, len(words))):
             run = words[first : last + 1]
-            spelled = _written([word.text for word in run])
+            spelled = written([word.text for word in run])
             if len(spelled) - len(run) + 1 >= MIN_LETTERS:
                 doubt = 1 - min(word.confidence for word in run)
-                runs[spelled] = max(doubt, runs.get(spelled, 0.0))
+                found[spelled] = max(doubt, found.get(spelled, 0.0))
             if re.search(r"[.;:?!]$", words[last].text):
                 break
-    return runs
+    return found
 
 
 def candidates(words: Sequence[Word], index: PhraseIndex, limit: int) -> list[Candidate]:
     """Up to ``limit`` of the indexed phrases most like some run of ``words``, most alike
     first, a run the model was unsure of counting for more."""
-    runs = _runs(words)
+    heard = runs(words)
     best = np.zeros(len(index.phrases))  # each phrase's similarity to its closest run
     scores = np.zeros(len(index.phrases))
     by_length: dict[int, list[tuple[str, str]]] = {}  # (run, its letters) by letter count
-    for run in runs:
+    for run in heard:
         spelled = run.replace(" ", "")
         by_length.setdefault(len(spelled), []).append((run, spelled))
     for length, pairs in by_length.items():
@@ -133,10 +133,12 @@ def candidates(words: Sequence[Word], index: PhraseIndex, limit: int) -> list[Ca
         ) / 100
         closest = similarity.argmax(axis=0)
         alike = similarity[closest, np.arange(similarity.shape[1])]
-        doubt = np.array([runs[run] for run in group])[closest]
+        doubt = np.array([heard[run] for run in group])[closest]
         better = alike > best[near]
         best[near] = np.where(better, alike, best[near])
         scores[near] = np.where(better, alike + DOUBT * doubt, scores[near])
     chosen = np.flatnonzero(best >= SIMILAR)
     chosen = chosen[np.argsort(-scores[chosen], kind="stable")][:limit]
-    return [Candidate(index.phrases[i], float(scores[i]), index.written[i] in runs) for i in chosen]
+    return [
+        Candidate(index.phrases[i], float(scores[i]), index.written[i] in heard) for i in chosen
+    ]

@@ -89,3 +89,11 @@ def test_english_words_the_model_was_fairly_sure_of_are_kept() -> None:
     assert texts(snap(heard, vocabulary)) == ["under", "propofol", "sedation"]
     heard = words(("Force", 0.22), ("vital", 0.9), ("capacity", 0.95))
     assert texts(snap(heard, vocabulary)) == ["forced vital capacity"]
+
+
+def test_where_the_closest_term_is_refused_no_other_term_is_taken() -> None:
+    # "atrial fibrillation" only adds a letter to what was heard, so it is refused; its
+    # runner-up, "ventricular fibrillation", was once written in its place.
+    heard = words(("natrial", 0.3), ("fibrillation", 0.4), ("today", 0.99))
+    vocabulary = ["atrial fibrillation", "ventricular fibrillation"]
+    assert texts(snap(heard, vocabulary)) == ["natrial", "fibrillation", "today"]

@@ -64,6 +64,17 @@ LATER_DRUG = (
 DRUG = "tamsulosin"
 
 
+def test_a_prompted_phrase_written_without_confidence_gives_way_to_the_reading_before():
+    before = [Word("increase", 0.0, 0.5, 0.9), Word("levothyroxine", 0.5, 1.4, 0.6)]
+    after = [Word("increase", 0.0, 0.5, 0.9), Word("levofloxacin", 0.5, 1.4, 0.01)]
+    prompted = ["levofloxacin", "levothyroxine"]
+    assert asr.undoubted(before, after, prompted) == before
+    # Written with some confidence, or already in the reading before, the phrase stays.
+    sure = [after[0], Word("levofloxacin", 0.5, 1.4, 0.3)]
+    assert asr.undoubted(before, sure, prompted) == sure
+    assert asr.undoubted(after, after, prompted) == after
+
+
 def test_a_term_said_in_a_later_window_is_heard_through_that_windows_prompt(
     natural_dictation, recognizer
 ):
