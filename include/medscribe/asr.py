@@ -103,12 +103,11 @@ def undoubted(before: list[Word], after: list[Word], prompted: Sequence[str]) ->
     kept: list[Word] = []
     index = 0
     while index < len(after):
-        for size in range(retrieval.MAX_RUN, 0, -1):
+        for size in range(min(retrieval.MAX_RUN, len(after) - index), 0, -1):
             run = after[index : index + size]
             spelled = retrieval.written([word.text for word in run])
             if (
-                len(run) == size
-                and spelled in phrases
+                spelled in phrases
                 and spelled not in had
                 and min(word.confidence for word in run) < DOUBTFUL
             ):

@@ -104,6 +104,10 @@ def test_per_file_a_start_that_does_not_wait_then_a_deferrable_sensor_both_mappe
     # One start at a time, holding two slots, a wait one: a start queued before the scheduler
     # has deferred the wait of the one before cannot push the jobs in flight past the pool.
     assert (start.pool_slots, start.max_active_tis_per_dag, wait.pool_slots) == (2, 1, 1)
+    # Setting the pool refuses a size no start fits in (its twin check in containers.shared).
+    shared.pool_command(start.pool, str(start.pool_slots))
+    with pytest.raises(ValueError, match=f"at least {start.pool_slots} slots"):
+        shared.pool_command(start.pool, str(start.pool_slots - 1))
     # A wait retried from a worker gets a free slot before another start.
     assert wait.priority_weight > start.priority_weight
 
