@@ -90,7 +90,7 @@ class Alternatives:
             prompt = recognizer.steered(own, retrieval.candidates(run, index, RETRIEVED))
             readings = [run]
             seen = {_spoken(" ".join(word.text for word in run))}
-            for tokens in recognizer.hypotheses(audio, prompt, width, width):
+            for tokens in recognizer.hypotheses([audio], [prompt], width, width)[0]:
                 if len(readings) == count:
                     break
                 spoken = _spoken(recognizer.tokenizer.decode(tokens))

@@ -38,15 +38,24 @@ def test_a_term_written_as_one_is_heard_and_split_into_other_words_is_not(shippe
     assert (split.phrase, split.heard) == ("metformin", False)
 
 
-def test_a_run_the_model_doubted_ranks_above_an_equally_alike_sure_one(shipped):
-    words = [*heard("hyval hernia", 0.95), Word("and", 0, 0, 0.9), *heard("pantopresil", 0.2)]
+def test_a_run_the_model_doubted_more_ranks_above_an_equally_alike_one(shipped):
+    words = [*heard("hyval hernia", 0.7), Word("and", 0, 0, 0.9), *heard("pantopresil", 0.2)]
     found = [c.phrase for c in candidates(words, shipped, 40)]
     assert found.index("pantoprazole") < found.index("hiatal hernia")
 
 
+def test_a_run_written_surely_suggests_no_phrase(shipped):
+    assert "hiatal hernia" in [
+        c.phrase for c in candidates(heard("hyval hernia", 0.7), shipped, 40)
+    ]
+    assert candidates(heard("hyval hernia", 0.95), shipped, 40) == []
+    # Nor does a surely written phrase come back as a candidate: it needs no prompt.
+    assert candidates(heard("continue metformin,", 0.95), shipped, 40) == []
+
+
 def test_plain_words_retrieve_few_phrases_and_none_closely(shipped):
     found = candidates(heard("the patient feels well today"), shipped, 40)
-    assert len(found) <= 3 and all(c.score < 0.9 for c in found)
+    assert len(found) <= 5 and all(c.score < 0.9 for c in found)
 
 
 # About forty seconds of speech: the drug falls in the second window, and it is not among the
@@ -75,6 +84,21 @@ def test_a_prompted_phrase_written_without_confidence_gives_way_to_the_reading_b
     assert asr.undoubted(after, after, prompted) == after
 
 
+def test_a_phrase_the_reading_before_wrote_is_not_lost_by_the_next():
+    before = [Word("start", 0.0, 0.4, 0.9), Word("tamsulosin", 0.4, 1.2, 0.7)]
+    after = [before[0], Word("Tant's", 0.4, 0.7, 0.5), Word("loss", 0.7, 1.1, 0.5)]
+    prompted = ["tamsulosin", "silodosin"]
+    assert asr.unlost(before, [*after, Word("in", 1.2, 1.4, 0.9)], prompted) == [
+        *before,
+        Word("in", 1.2, 1.4, 0.9),
+    ]
+    # Where the next reading wrote another phrase of its prompt there, it stands.
+    other = [before[0], Word("silodosin", 0.4, 1.1, 0.6)]
+    assert asr.unlost(before, other, prompted) == other
+    # A reading that dropped the time altogether gets the phrase back in its place.
+    assert asr.unlost(before, before[:1], prompted) == before
+
+
 def test_a_term_said_in_a_later_window_is_heard_through_that_windows_prompt(
     natural_dictation, recognizer
 ):
@@ -85,7 +109,7 @@ def test_a_term_said_in_a_later_window_is_heard_through_that_windows_prompt(
     assert DRUG not in (recognizer.prompt(default_phrases()) or "")
     # Unprompted, the window's words do not spell it, yet they retrieve it for its prompt.
     later = recognizer.encode(samples, last)
-    quick = recognizer.decode(later, None, 1)
+    [quick] = recognizer.decode([later], None, 1)
     assert DRUG not in " ".join(word.text for word in quick).lower()
     found = candidates(quick, phrase_index(default_phrases()), 40)
     assert DRUG in [c.phrase for c in found]
@@ -110,7 +134,8 @@ def test_terms_retrieved_only_from_a_steered_reading_are_heard_in_the_next(
     window = recognizer.encode(samples, span)
 
     def steered() -> str:
-        return " ".join(word.text for word in recognizer.steer(window, shipped, [])).lower()
+        [words] = recognizer.steer([window], shipped, [])
+        return " ".join(word.text for word in words).lower()
 
     with monkeypatch.context() as once:
         once.setattr(asr, "NEW_WITHIN", asr.NEW_WITHIN[:1])
