@@ -272,15 +272,39 @@ def test_engine_worker_killed_while_holding_a_job(running, audio):
     assert taken_over is not None and taken_over.attempts == 2
 
 
+def a_start_frozen(running: Running, tonight: Night) -> tuple[dict[str, Any], list]:
+    """A start task caught running, with every process of its host frozen, so that it cannot
+    finish before the host is killed. A start that finished before the freeze (it takes
+    about a second) is let go, and the next one is caught."""
+    finished: set[int] = set()
+    while True:
+        (first, *_) = wait_for(
+            "start running",
+            lambda: [
+                ti
+                for ti in tonight.task_instances("transcribe.start", "running")
+                if ti["map_index"] not in finished
+            ],
+        )
+        on_host = running.cluster.network.processes(first["hostname"])
+        assert psutil.Process(first["pid"]) in on_host, "the task runs elsewhere"
+        for process in on_host:
+            with suppress(psutil.NoSuchProcess):
+                process.suspend()
+        running_now = tonight.task_instances("transcribe.start", "running")
+        if first["map_index"] in {ti["map_index"] for ti in running_now}:
+            return first, on_host
+        for process in on_host:
+            with suppress(psutil.NoSuchProcess):
+                process.resume()
+        finished.add(first["map_index"])
+
+
 def test_celery_worker_killed_while_starting_jobs(running, audio):
     tonight = night(running, audio, "celery-worker-kill")
-    (first, *_) = wait_for(
-        "start running", lambda: tonight.task_instances("transcribe.start", "running")
-    )
+    first, on_host = a_start_frozen(running, tonight)
     host = first["hostname"]
     # The host dies as a killed container does, the task's own process group included.
-    on_host = running.cluster.network.processes(host)
-    assert psutil.Process(first["pid"]) in on_host, "the task runs elsewhere"
     for process in on_host:
         with suppress(psutil.NoSuchProcess):
             process.kill()
