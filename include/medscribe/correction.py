@@ -9,7 +9,10 @@ only respell, never swallow or invent: runs never hold a number, nor a word that
 is a term ("to 20 milligrams" once became "milligrams", losing a new dose), a term
 that only adds or drops words or letters ("vitamin" -> "vitamin D") is another word, and so
 is a run of English words the model was fairly sure of ("consultation" is not
-"consolidation", "meals" not "measles").
+"consolidation", "meals" not "measles"). Abbreviations are short and spelled letter by
+letter, so they have rules of their own: one with a number is written as listed ("PDL1" as
+PD L1), and an unlisted one the model was unsure of becomes the only listed one it differs
+from in a single rhyming letter ("LBL" is LDL).
 """
 
 from __future__ import annotations
@@ -44,6 +47,12 @@ ENGLISH_ZIPF = 1.5
 UNSURE = 0.5
 #: Numbers Whisper may write as words ("three weeks ago"): a dose or a count is never respelled.
 NUMBER_WORDS = frozenset([*UNITS, *TEENS, *TENS, "hundred", "thousand", "half"])
+#: Letters whose spoken names rhyme: in a spelled-out abbreviation Whisper mistakes one for
+#: another ("LBL" for LDL, "DNP" for BNP).
+RHYMING_LETTERS = ("BCDEGPTVZ", "FLMNSX", "AJK", "IY", "QU")
+_RHYME = {letter: group for group in RHYMING_LETTERS for letter in group}
+_ABBREVIATION = re.compile(r"[A-Z]{3,4}")
+_DIGITS = re.compile(r"\d+")
 _PUNCTUATION = re.compile(r"[^\w']+$")
 
 
@@ -63,6 +72,12 @@ class _Index:
     letters: list[str]
     sounds: list[str]
     lengths: np.ndarray
+    forms: dict[str, str]  # the phrases with a number, by letters and digits ("phq9": "PHQ 9")
+    abbreviations: frozenset[str]  # the phrases that are spelled-out letters ("LDL")
+
+
+def _form(text: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", text.lower())
 
 
 #: Bounded: a worker meets many job vocabularies over its life.
@@ -81,6 +96,8 @@ def _index(phrases: tuple[str, ...]) -> _Index:
         [term.letters for term in terms],
         [term.sound for term in terms],
         np.array([len(term.letters) for term in terms]),
+        {_form(phrase): phrase for phrase in phrases if _DIGITS.search(phrase)},
+        frozenset(phrase for phrase in phrases if _ABBREVIATION.fullmatch(phrase)),
     )
 
 
@@ -142,30 +159,64 @@ def _best(run: list[Word], index: _Index) -> tuple[float, _Term] | None:
     return (float(similarity[position]), term) if _fits(run, words, letters, term) else None
 
 
+def _rhymes(heard: str, term: str) -> bool:
+    """Whether two abbreviations differ in one letter only, one whose name rhymes."""
+    differing = [(a, b) for a, b in zip(heard, term, strict=True) if a != b]
+    return len(differing) == 1 and _RHYME.get(differing[0][0], "") == _RHYME.get(differing[0][1])
+
+
+def _abbreviation(word: str, confidence: float, index: _Index) -> str | None:
+    """The listed abbreviation one word stands for, where it is written otherwise.
+
+    Either a listed one with a number, its letters spaced or joined otherwise ("PDL1" is
+    PD L1, "pH-Q9" is PHQ 9) and its number as written (a number is never respelled), or,
+    for an unlisted one the model was unsure of, the only listed abbreviation that differs
+    from it in one rhyming letter ("LBL" is LDL).
+    """
+    listed = index.forms.get(_form(word))
+    if listed is not None:
+        same_number = _DIGITS.findall(word) == _DIGITS.findall(listed)
+        return listed if same_number and listed.lower() != word.lower() else None
+    if word in index.abbreviations or confidence >= CONFIDENT or not _ABBREVIATION.fullmatch(word):
+        return None
+    rhyming = [
+        term for term in index.abbreviations if len(term) == len(word) and _rhymes(word, term)
+    ]
+    return rhyming[0] if len(rhyming) == 1 else None
+
+
+def _respelling(words: list[Word], vocabulary: _Index) -> tuple[int, str] | None:
+    """How many of the first ``words`` to respell, and as what, if any."""
+    first = words[0]
+    abbreviation = _abbreviation(_PUNCTUATION.sub("", first.text), first.confidence, vocabulary)
+    if abbreviation is not None:
+        return 1, abbreviation
+    choice: tuple[float, int, _Term] | None = None
+    for size in range(1, len(words) + 1):
+        run = words[:size]
+        if size > 1 and _PUNCTUATION.search(run[-2].text):
+            break  # a run never spans a sentence or clause mark
+        best = _best(run, vocabulary)
+        if best and (choice is None or best[0] > choice[0]):
+            choice = (best[0], size, best[1])
+    return None if choice is None else (choice[1], choice[2].text)
+
+
 def snap(words: list[Word], phrases: list[str]) -> list[Word]:
     """Words with near-miss runs replaced by the vocabulary term they most resemble."""
     vocabulary = _index(tuple(phrases))
-    if not vocabulary.terms:
-        return words
     out: list[Word] = []
     index = 0
     while index < len(words):
-        choice: tuple[float, int, _Term] | None = None
-        for size in range(1, min(MAX_RUN, len(words) - index) + 1):
-            run = words[index : index + size]
-            if size > 1 and _PUNCTUATION.search(run[-2].text):
-                break  # a run never spans a sentence or clause mark
-            best = _best(run, vocabulary)
-            if best and (choice is None or best[0] > choice[0]):
-                choice = (best[0], size, best[1])
-        if choice is None:
+        respelling = _respelling(words[index : index + MAX_RUN], vocabulary)
+        if respelling is None:
             out.append(words[index])
             index += 1
             continue
-        _, size, term = choice
+        size, text = respelling
         run = words[index : index + size]
         trailing = _PUNCTUATION.search(run[-1].text)
-        text = term.text + (trailing.group() if trailing else "")
+        text += trailing.group() if trailing else ""
         if [_letters(word) for word in text.split()] == [_letters(w.text) for w in run]:
             out.extend(run)  # already right; keep the model's own spelling and timings
         else:
