@@ -66,6 +66,10 @@ NEW_WITHIN = (RETRIEVED, 10)
 #: A phrase only the prompt suggested, written with less confidence than this, was not said:
 #: in the benchmark 7 of 10 such phrases were wrong ("levofloxacin" for levothyroxine, "PCOS").
 DOUBTFUL = 0.02
+#: A steered reading that looped is read again with no run of this many tokens repeated.
+NO_REPEAT = 3
+#: How many last words of a reading barred from repeating must hold the quick reading's last.
+ENDING = 3
 #: Temperatures of the sampling re-decode attempt (greedy decoding already failed there).
 REDECODE_SAMPLING = (0.4, 0.6, 0.8)
 #: Whisper's limit on how well a reading's text compresses: above it, the reading loops.
@@ -103,6 +107,21 @@ def sound(reading: Sequence[Word], before: Sequence[Word]) -> bool:
     """Whether a reading of a window neither stops early (under half the words of the
     reading before) nor repeats itself."""
     return len(reading) >= len(before) / 2 and not loops(reading) and not repeats(reading)
+
+
+def ends_alike(reading: Sequence[Word], before: Sequence[Word]) -> bool:
+    """Whether ``reading`` ends as ``before`` did: the letters of ``before``'s last word are
+    among those of ``reading``'s last ``ENDING`` words."""
+    if not before:
+        return True
+    last = retrieval.letters(before[-1].text)
+    return last in "".join(retrieval.letters(word.text) for word in reading[-ENDING:])
+
+
+def steered(before: list[Word], after: list[Word], prompted: Sequence[str]) -> list[Word]:
+    """A window's words once ``after``, its steered reading, replaces ``before``: what the
+    prompt only suggested is dropped and what it lost is kept (``undoubted``, ``unlost``)."""
+    return unlost(before, undoubted(before, after, prompted), prompted)
 
 
 def spelling(words: Sequence[Word], phrases: set[str]) -> list[slice]:
@@ -329,19 +348,29 @@ class Recognizer:
             steering = []
             for (i, prompted), again in zip(prompts.items(), readings, strict=True):
                 if sound(again, heard[i]):
-                    kept = undoubted(heard[i], again, prompted)
-                    heard[i], tried[i] = unlost(heard[i], kept, prompted), prompted
+                    heard[i], tried[i] = steered(heard[i], again, prompted), prompted
                     steering.append(i)
             # Where the prompted decoding stops early or repeats itself, the window is
-            # steered no further; if its words are still the quick reading's, it is read
-            # with the beam and the prompt before (sampling it again costs ten decodings).
-            # The greedy reading is only good enough to retrieve from: on the five benchmark
-            # clips where this happened, the beam's made 6 fewer errors in all.
-            failed = [i for i in prompts if tried[i] is plain]
+            # steered no further. If its words are still the quick reading's, it is read
+            # again with that prompt, barred from repeating itself: kept if it still ends as
+            # the quick reading does (so barred, a decoding may run on reciting its prompt),
+            # else read with the beam and the quick prompt. The greedy reading is good
+            # enough to retrieve from, not to keep.
+            failed = {i: prompts[i] for i in prompts if tried[i] is plain}
             readings = self.read(
-                [audios[i] for i in failed], [as_prompt(tried[i]) for i in failed], self.beam_size
+                [audios[i] for i in failed],
+                [as_prompt(prompted) for prompted in failed.values()],
+                self.beam_size,
+                NO_REPEAT,
             )
-            for i, again in zip(failed, readings, strict=True):
+            for (i, prompted), again in zip(failed.items(), readings, strict=True):
+                if sound(again, heard[i]) and ends_alike(again, heard[i]):
+                    heard[i], tried[i] = steered(heard[i], again, prompted), prompted
+            unsteered = [i for i in failed if tried[i] is plain]
+            readings = self.read(
+                [audios[i] for i in unsteered], [as_prompt(plain)] * len(unsteered), self.beam_size
+            )
+            for i, again in zip(unsteered, readings, strict=True):
                 if sound(again, heard[i]):
                     heard[i] = again
         return heard
@@ -368,14 +397,24 @@ class Recognizer:
         ]
 
     def read(
-        self, audios: Sequence[Encoding], hotwords: Sequence[str | None], beam_size: int
+        self,
+        audios: Sequence[Encoding],
+        hotwords: Sequence[str | None],
+        beam_size: int,
+        no_repeat: int = 0,
     ) -> list[list[Word]]:
-        """The best beam hypothesis for each of ``audios``, timed, as it came."""
-        best = self.hypotheses(audios, hotwords, beam_size, 1)
+        """The best beam hypothesis for each of ``audios``, timed, as it came; with
+        ``no_repeat``, one that repeats no run of that many tokens."""
+        best = self.hypotheses(audios, hotwords, beam_size, 1, no_repeat)
         return [self.timed(tokens, audio) for audio, (tokens,) in zip(audios, best, strict=True)]
 
     def hypotheses(
-        self, audios: Sequence[Encoding], hotwords: Sequence[str | None], beam_size: int, count: int
+        self,
+        audios: Sequence[Encoding],
+        hotwords: Sequence[str | None],
+        beam_size: int,
+        count: int,
+        no_repeat: int = 0,
     ) -> list[list[list[int]]]:
         """The text tokens of the ``count`` best beam hypotheses of each of ``audios`` (each
         prompted with its ``hotwords``), best first, decoded together."""
@@ -392,6 +431,7 @@ class Recognizer:
             ),
             beam_size=beam_size,
             num_hypotheses=count,
+            no_repeat_ngram_size=no_repeat,
             max_length=self.model.max_length,
             suppress_blank=True,
             suppress_tokens=[-1],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from medscribe import asr, audio
+from medscribe import asr, audio, retrieval
 from medscribe.asr import windows
 from medscribe.retrieval import candidates, phrase_index
 from medscribe.vocabulary import default_phrases
@@ -141,3 +141,43 @@ def test_terms_retrieved_only_from_a_steered_reading_are_heard_in_the_next(
         once.setattr(asr, "NEW_WITHIN", asr.NEW_WITHIN[:1])
         assert not any(term in steered() for term in TERMS)
     assert all(term in steered() for term in TERMS)
+
+
+def test_a_reading_that_runs_on_reciting_its_prompt_does_not_end_as_the_quick_one():
+    quick = heard("magnesium oxide 400 milligrams daily, and rib-a-flavilla-reasonable.")
+    recited = heard("magnesium 400 milligrams, or anhedonia, ondansetron, or ondamsetron")
+    assert not asr.ends_alike(recited, quick)
+    assert asr.ends_alike(heard("for small isophadilmaris,"), heard("small isophered deal maris,"))
+    assert asr.ends_alike(heard("and rosuvastatin 14mg."), heard("Rosia Vostate in 14-mg."))
+
+
+# On this window, Whisper prompted with these phrases in this order writes "heparin was given
+# during the case, lovastatin, lovastatin," and stops; barred from repeating, it stops after
+# "rosuvastatin" instead.
+STOPPING = (
+    "Heparin was given during the case. Load with ticagrelor one hundred eighty milligrams, "
+    "then ninety milligrams b.i.d., plus aspirin eighty-one milligrams daily, for at least "
+    "twelve months, and rosuvastatin forty milligrams."
+)
+STOPPING_PROMPT = (
+    "heparin", "ticagrelor", "statin", "lovastatin", "pravastatin", "atorvastatin",
+    "rosuvastatin", "keloid", "nystatin", "paranoia",
+)  # fmt: skip
+
+
+def test_a_window_whose_steered_readings_stop_early_is_still_read_whole(
+    natural_dictation, recognizer, shipped, monkeypatch
+):
+    samples = audio.load(natural_dictation(STOPPING).read_bytes()).tracks[0]
+    [span] = windows(samples)
+    window = recognizer.encode(samples, span)
+    [quick] = recognizer.decode([window], None, 1)
+    prompt = asr.as_prompt(STOPPING_PROMPT)
+    for no_repeat in (0, asr.NO_REPEAT):  # the fault: both steered readings stop early
+        [cut] = recognizer.read([window], [prompt], recognizer.beam_size, no_repeat)
+        assert not asr.sound(cut, quick) and not asr.ends_alike(cut, quick)
+    found = [retrieval.Candidate(phrase, 1.0, False) for phrase in STOPPING_PROMPT]
+    monkeypatch.setattr(retrieval, "candidates", lambda *_: found)
+    [words] = recognizer.steer([window], shipped, [])
+    text = " ".join(word.text for word in words)
+    assert asr.sound(words, quick) and "12 months" in text and text.endswith("40 mg.")
