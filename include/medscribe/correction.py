@@ -9,10 +9,8 @@ only respell, never swallow or invent: runs never hold a number, nor a word that
 is a term ("to 20 milligrams" once became "milligrams", losing a new dose), a term
 that only adds or drops words or letters ("vitamin" -> "vitamin D") is another word, and so
 is a run of English words the model was fairly sure of ("consultation" is not
-"consolidation", "meals" not "measles"). Abbreviations are short and spelled letter by
-letter, so they have rules of their own: one with a number is written as listed ("PDL1" as
-PD L1), and an unlisted one the model was unsure of becomes the only listed one it differs
-from in a single rhyming letter ("LBL" is LDL).
+"consolidation", "meals" not "measles"). An abbreviation with a number is written as the
+vocabulary lists it ("PDL1" as PD L1), its number as written.
 """
 
 from __future__ import annotations
@@ -47,11 +45,6 @@ ENGLISH_ZIPF = 1.5
 UNSURE = 0.5
 #: Numbers Whisper may write as words ("three weeks ago"): a dose or a count is never respelled.
 NUMBER_WORDS = frozenset([*UNITS, *TEENS, *TENS, "hundred", "thousand", "half"])
-#: Letters whose spoken names rhyme: in a spelled-out abbreviation Whisper mistakes one for
-#: another ("LBL" for LDL, "DNP" for BNP).
-RHYMING_LETTERS = ("BCDEGPTVZ", "FLMNSX", "AJK", "IY", "QU")
-_RHYME = {letter: group for group in RHYMING_LETTERS for letter in group}
-_ABBREVIATION = re.compile(r"[A-Z]{3,4}")
 _DIGITS = re.compile(r"\d+")
 _PUNCTUATION = re.compile(r"[^\w']+$")
 
@@ -73,7 +66,6 @@ class _Index:
     sounds: list[str]
     lengths: np.ndarray
     forms: dict[str, str]  # the phrases with a number, by letters and digits ("phq9": "PHQ 9")
-    abbreviations: frozenset[str]  # the phrases that are spelled-out letters ("LDL")
 
 
 def _form(text: str) -> str:
@@ -97,7 +89,6 @@ def _index(phrases: tuple[str, ...]) -> _Index:
         [term.sound for term in terms],
         np.array([len(term.letters) for term in terms]),
         {_form(phrase): phrase for phrase in phrases if _DIGITS.search(phrase)},
-        frozenset(phrase for phrase in phrases if _ABBREVIATION.fullmatch(phrase)),
     )
 
 
@@ -159,36 +150,19 @@ def _best(run: list[Word], index: _Index) -> tuple[float, _Term] | None:
     return (float(similarity[position]), term) if _fits(run, words, letters, term) else None
 
 
-def _rhymes(heard: str, term: str) -> bool:
-    """Whether two abbreviations differ in one letter only, one whose name rhymes."""
-    differing = [(a, b) for a, b in zip(heard, term, strict=True) if a != b]
-    return len(differing) == 1 and _RHYME.get(differing[0][0], "") == _RHYME.get(differing[0][1])
-
-
-def _abbreviation(word: str, confidence: float, index: _Index) -> str | None:
-    """The listed abbreviation one word stands for, where it is written otherwise.
-
-    Either a listed one with a number, its letters spaced or joined otherwise ("PDL1" is
-    PD L1, "pH-Q9" is PHQ 9) and its number as written (a number is never respelled), or,
-    for an unlisted one the model was unsure of, the only listed abbreviation that differs
-    from it in one rhyming letter ("LBL" is LDL).
-    """
+def _abbreviation(word: str, index: _Index) -> str | None:
+    """The listed abbreviation with a number that one word writes otherwise, its letters
+    spaced or joined otherwise ("PDL1" is PD L1, "pH-Q9" is PHQ 9) and its number as written
+    (a number is never respelled: "CA-199" is not CA 19 9)."""
     listed = index.forms.get(_form(word))
-    if listed is not None:
-        same_number = _DIGITS.findall(word) == _DIGITS.findall(listed)
-        return listed if same_number and listed.lower() != word.lower() else None
-    if word in index.abbreviations or confidence >= CONFIDENT or not _ABBREVIATION.fullmatch(word):
+    if listed is None or _DIGITS.findall(word) != _DIGITS.findall(listed):
         return None
-    rhyming = [
-        term for term in index.abbreviations if len(term) == len(word) and _rhymes(word, term)
-    ]
-    return rhyming[0] if len(rhyming) == 1 else None
+    return listed if listed.lower() != word.lower() else None
 
 
 def _respelling(words: list[Word], vocabulary: _Index) -> tuple[int, str] | None:
     """How many of the first ``words`` to respell, and as what, if any."""
-    first = words[0]
-    abbreviation = _abbreviation(_PUNCTUATION.sub("", first.text), first.confidence, vocabulary)
+    abbreviation = _abbreviation(_PUNCTUATION.sub("", words[0].text), vocabulary)
     if abbreviation is not None:
         return 1, abbreviation
     choice: tuple[float, int, _Term] | None = None
