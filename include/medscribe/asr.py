@@ -167,8 +167,10 @@ def undoubted(before: list[Word], after: list[Word], prompted: Sequence[str]) ->
 def unlost(before: list[Word], after: list[Word], prompted: Sequence[str]) -> list[Word]:
     """``after``, a steered reading, with each phrase of its prompt that ``before`` wrote
     and ``after`` did not written back over its time, unless ``after`` wrote another phrase
-    of its prompt there: a reading steered by more phrases can lose one the reading before
-    heard ("start Tant's loss" after "start tamsulosin")."""
+    of its prompt there, or the same words in another form: a reading steered by more
+    phrases can lose one the reading before heard ("start Tant's loss" after "start
+    tamsulosin"), but one that wrote "wheeze" where the reading before wrote the prompt's
+    "wheezing" heard what was said."""
     phrases = {retrieval.written(phrase.split()) for phrase in prompted}
     has = retrieval.runs(after)
     kept = list(after)
@@ -177,7 +179,13 @@ def unlost(before: list[Word], after: list[Word], prompted: Sequence[str]) -> li
         if retrieval.written([word.text for word in words]) in has:
             continue
         over = inside(kept, words)
-        if over and spelling(kept[over[0] : over[-1] + 1], phrases):
+        there = kept[over[0] : over[-1] + 1] if over else []
+        if there and (
+            spelling(there, phrases)
+            or correction.another_form(
+                *(" ".join(word.text for word in run) for run in (there, words))
+            )
+        ):
             continue
         if over:
             kept[over[0] : over[-1] + 1] = words

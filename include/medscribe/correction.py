@@ -7,8 +7,9 @@ when the model split the term into other words ("Fecal CalProtect in"). Words th
 was sure of stay as they are, so terms that were not said are not invented. A snap may
 only respell, never swallow or invent: runs never hold a number, nor a word that already
 is a term ("to 20 milligrams" once became "milligrams", losing a new dose), a term
-that only adds or drops words or letters ("vitamin" -> "vitamin D") is another word, and so
-is a run of English words the model was fairly sure of ("consultation" is not
+that only adds or drops words or letters ("vitamin" -> "vitamin D") is another word, as is
+one whose English word differs from it only in its ending ("wheeze", "wheezing"), and so is
+a run of English words the model was fairly sure of ("consultation" is not
 "consolidation", "meals" not "measles"). An abbreviation with a number is written as the
 vocabulary lists it ("PDL1" as PD L1), its number as written.
 """
@@ -22,6 +23,7 @@ from functools import lru_cache
 import jellyfish
 import numpy as np
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import Prefix
 from wordfreq import zipf_frequency
 
 from .phi import TEENS, TENS, UNITS
@@ -39,6 +41,8 @@ CONFIDENT = 0.9
 MIN_LETTERS = 5
 #: Letters a run must change besides the words it shares with a term.
 MIN_RESPELLED = 3
+#: Letters by which the endings of a word's two forms differ at most ("wheeze", "wheezing").
+INFLECTION = 3
 #: How common a word is in English (Zipf scale: 1.5 is about once in 30 million words) for
 #: a run of such words to be taken as said, unless the model was unsure of one of them.
 ENGLISH_ZIPF = 1.5
@@ -92,6 +96,18 @@ def _index(phrases: tuple[str, ...]) -> _Index:
     )
 
 
+def another_form(text: str, other: str) -> bool:
+    """Whether two texts are the same words but for the ending of the last ("Sleepiness
+    Score", "Sleepiness Scale")."""
+    words, others = ([_letters(word) for word in t.split()] for t in (text, other))
+    if len(words) != len(others) or words[:-1] != others[:-1] or words == others:
+        return False
+    shared = Prefix.similarity(words[-1], others[-1])
+    before = sum(map(len, words[:-1]))
+    longest = max(len(words[-1]), len(others[-1]))
+    return before + shared >= MIN_LETTERS and shared >= longest - INFLECTION
+
+
 def _fits(run: list[Word], words: list[str], letters: str, term: _Term) -> bool:
     """Whether snapping ``run`` to ``term`` only respells it.
 
@@ -109,6 +125,13 @@ def _fits(run: list[Word], words: list[str], letters: str, term: _Term) -> bool:
     # the word before ("and oxycycline") is respelled.
     contained = letters in term.letters or term.letters in letters
     if contained and letters not in (term.letters, term.letters[1:]):
+        return False
+    # A run that ends in an English word and differs from the term only in its ending is
+    # the word said, in another form ("Epworth Sleepiness Score", "expiratory wheeze").
+    if (
+        another_form(" ".join(words), " ".join(term.words))
+        and zipf_frequency(words[-1], "en") >= ENGLISH_ZIPF
+    ):
         return False
     shared = set(words) & set(term.words)
     return not shared or all(

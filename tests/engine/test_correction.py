@@ -64,6 +64,18 @@ def test_a_snap_never_adds_or_drops_a_word() -> None:
         assert snap(heard, vocabulary) == heard
 
 
+def test_an_english_word_in_another_form_of_a_term_is_kept() -> None:
+    # Said "end expiratory wheeze" and "Epworth Sleepiness Score": the terms are other words.
+    vocabulary = ["expiratory wheezing", "Epworth Sleepiness Scale", "metoprolol"]
+    for heard in (
+        words(("expiratory", 0.46), ("wheeze", 0.76), ("on", 0.99)),
+        words(("Epworth", 0.6), ("Sleepiness", 0.7), ("Score", 0.6)),
+    ):
+        assert snap(heard, vocabulary) == heard
+    # A word no one writes, misspelt at its end, is still respelled.
+    assert texts(snap(words(("metoprolal", 0.4)), vocabulary)) == ["metoprolol"]
+
+
 def test_a_lost_first_sound_is_restored() -> None:
     heard = words(("and", 0.89), ("oxycycline.", 0.61), ("He", 0.99))
     assert texts(snap(heard, ["doxycycline"])) == ["and", "doxycycline.", "He"]

@@ -99,6 +99,13 @@ def test_a_phrase_the_reading_before_wrote_is_not_lost_by_the_next():
     assert asr.unlost(before, before[:1], prompted) == before
 
 
+def test_a_phrase_the_next_reading_wrote_in_another_form_is_not_written_back():
+    before = [Word("faint", 0.0, 0.4, 0.99), Word("expiratory", 0.5, 1.1, 0.46)]
+    before.append(Word("wheezing", 1.1, 1.6, 0.44))
+    after = [*before[:2], Word("wheeze", 1.1, 1.5, 0.76)]
+    assert asr.unlost(before, after, ["wheezing", "expiratory wheezing"]) == after
+
+
 def test_a_term_said_in_a_later_window_is_heard_through_that_windows_prompt(
     natural_dictation, recognizer
 ):
