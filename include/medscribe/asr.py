@@ -98,6 +98,13 @@ def as_prompt(phrases: Sequence[str]) -> str | None:
     return ", ".join(phrases) + "." if phrases else None
 
 
+def steering_prompt(phrases: Sequence[str]) -> str | None:
+    """A steered reading's prompt: ``phrases``, listed in order of priority, written the
+    other way round. Whisper weighs most the prompt words nearest the text it writes, and
+    the weakest of a window's candidates there were the ones it wrote though not said."""
+    return as_prompt(phrases[::-1])
+
+
 def repeats(words: Sequence[Word]) -> bool:
     """Whether a reading's text compresses beyond Whisper's limit: it loops."""
     return get_compression_ratio(" ".join(word.text for word in words)) > REPETITIVE
@@ -296,7 +303,7 @@ class Recognizer:
 
     def steered(self, own: Sequence[str], found: Sequence[retrieval.Candidate]) -> str | None:
         """A window's prompt: the job's phrases, then those retrieved for the window."""
-        return self.prompt([*own, *(candidate.phrase for candidate in found)])
+        return steering_prompt(self.fitting([*own, *(candidate.phrase for candidate in found)]))
 
     def transcribe(
         self, samples: np.ndarray, phrases: Sequence[str], own: Sequence[str] = ()
@@ -350,7 +357,7 @@ class Recognizer:
                     prompts[i] = self.fitting([*own, *(c.phrase for c in found), *tried[i]])
             readings = self.read(
                 [audios[i] for i in prompts],
-                [as_prompt(p) for p in prompts.values()],
+                [steering_prompt(p) for p in prompts.values()],
                 self.beam_size,
             )
             steering = []
@@ -367,7 +374,7 @@ class Recognizer:
             failed = {i: prompts[i] for i in prompts if tried[i] is plain}
             readings = self.read(
                 [audios[i] for i in failed],
-                [as_prompt(prompted) for prompted in failed.values()],
+                [steering_prompt(prompted) for prompted in failed.values()],
                 self.beam_size,
                 NO_REPEAT,
             )

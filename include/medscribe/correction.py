@@ -3,7 +3,8 @@
 Whisper often hears a drug or diagnosis it does not know as nearby words ("met for min"
 for metformin). A run of one to three recognized words is replaced by a vocabulary term
 when the two agree closely enough both in letters and in their metaphone keys, also
-when the model split the term into other words ("Fecal CalProtect in"). Words the model
+when the model split the term into other words ("Fecal CalProtect in"), even English words
+it was sure of where they spell a long term but for a letter ("by carbonate"). Words the model
 was sure of stay as they are, so terms that were not said are not invented. A snap may
 only respell, never swallow or invent: runs never hold a number, nor a word that already
 is a term ("to 20 milligrams" once became "milligrams", losing a new dose), a term
@@ -23,7 +24,7 @@ from functools import lru_cache
 import jellyfish
 import numpy as np
 from rapidfuzz import fuzz, process
-from rapidfuzz.distance import Prefix
+from rapidfuzz.distance import Levenshtein, Prefix
 from wordfreq import zipf_frequency
 
 from .phi import TEENS, TENS, UNITS
@@ -47,6 +48,10 @@ INFLECTION = 3
 #: a run of such words to be taken as said, unless the model was unsure of one of them.
 ENGLISH_ZIPF = 1.5
 UNSURE = 0.5
+#: Letters by which a term heard as other words may differ from them, joined ("by carbonate"),
+#: and the fewest letters of such a term.
+RESPLIT_EDITS = 1
+RESPLIT_LETTERS = 9
 #: Numbers Whisper may write as words ("three weeks ago"): a dose or a count is never respelled.
 NUMBER_WORDS = frozenset([*UNITS, *TEENS, *TENS, "hundred", "thousand", "half"])
 _DIGITS = re.compile(r"\d+")
@@ -111,9 +116,8 @@ def another_form(text: str, other: str) -> bool:
 def _fits(run: list[Word], words: list[str], letters: str, term: _Term) -> bool:
     """Whether snapping ``run`` to ``term`` only respells it.
 
-    A word the model was sure of may stay only as the term's own word at that end; words
-    the run and the term share must leave a respelled part of a few letters on both sides
-    ("chest" is not "CT chest", "are negative" not "Rh negative"); and a term that only adds
+    A word the model was sure of may stay only as the term's own word at that end; the run
+    must respell a part of a few letters (see ``_respells``); and a term that only adds
     or drops letters ("nutrition", "malnutrition") is another word, unless the run lacks
     just its first letter, which Whisper often hears with the word before.
     """
@@ -133,6 +137,12 @@ def _fits(run: list[Word], words: list[str], letters: str, term: _Term) -> bool:
         and zipf_frequency(words[-1], "en") >= ENGLISH_ZIPF
     ):
         return False
+    return _respells(words, term)
+
+
+def _respells(words: list[str], term: _Term) -> bool:
+    """Whether the words a run and a term share leave a part of a few letters respelled on
+    both sides ("chest" is not "CT chest", "are negative" not "Rh negative")."""
     shared = set(words) & set(term.words)
     return not shared or all(
         len("".join(set(side) - shared)) >= MIN_RESPELLED for side in (words, term.words)
@@ -151,6 +161,9 @@ def _best(run: list[Word], index: _Index) -> tuple[float, _Term] | None:
         return 1.0, index.spelled[letters]
     if len(run) > 1 and any(word in index.spelled for word in words):
         return None
+    resplit = _resplit(words, letters, index)
+    if resplit is not None:
+        return 1.0, resplit
     if min(word.confidence for word in run) >= UNSURE and all(
         zipf_frequency(word, "en") >= ENGLISH_ZIPF for word in words
     ):
@@ -171,6 +184,33 @@ def _best(run: list[Word], index: _Index) -> tuple[float, _Term] | None:
     position = close[np.argmax(similarity[close])]
     term = index.terms[position]
     return (float(similarity[position]), term) if _fits(run, words, letters, term) else None
+
+
+def _resplit(words: list[str], letters: str, index: _Index) -> _Term | None:
+    """The long term that ``words`` spell but for a letter, split into more or fewer words.
+
+    Whisper writes a term it does not know as words it does, even surely ("sodium by
+    carbonate"); a letter's difference is a sound's. Shorter terms are often English words
+    said so ("hear in", heparin), and a term that only adds a word to the run's is another
+    ("vitamin level", "vitamin D level"), as is one that only adds or drops a letter at an
+    end ("vitamin", "vitamin D").
+    """
+    if len(words) < 2 or len(letters) < RESPLIT_LETTERS - RESPLIT_EDITS:
+        return None
+    found = process.extractOne(
+        letters, index.letters, scorer=Levenshtein.distance, score_cutoff=RESPLIT_EDITS
+    )
+    if found is None:
+        return None
+    term = index.terms[found[2]]
+    if (
+        len(term.letters) < RESPLIT_LETTERS
+        or len(term.words) == len(words)
+        or letters in term.letters
+        or term.letters in letters
+    ):
+        return None
+    return term if _respells(words, term) else None
 
 
 def _abbreviation(word: str, index: _Index) -> str | None:

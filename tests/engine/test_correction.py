@@ -54,6 +54,19 @@ def test_a_term_split_into_other_words_is_written_as_the_term() -> None:
     assert texts(snap(heard, ["fecal calprotectin"])) == ["fecal calprotectin", "the"]
 
 
+def test_a_long_term_heard_as_english_words_a_letter_apart_is_written_as_the_term() -> None:
+    # Natural voice, long-17: sure of each word, and each word English, yet "bicarbonate".
+    vocabulary = ["sodium", "bicarbonate", "sodium bicarbonate", "vitamin D level", "heparin"]
+    heard = words(("sodium", 0.998), ("by", 0.841), ("carbonate", 0.962), ("650", 0.907))
+    assert texts(snap(heard, vocabulary)) == ["sodium", "bicarbonate", "650"]
+    # A term that adds a word is another, and a short one is often English said as heard.
+    for heard in (
+        words(("vitamin", 0.5), ("level", 0.6), ("today", 0.99)),
+        words(("hear", 0.6), ("in", 0.6), ("the", 0.99)),
+    ):
+        assert snap(heard, vocabulary) == heard
+
+
 def test_a_snap_never_adds_or_drops_a_word() -> None:
     vocabulary = ["CT chest", "lipid panel", "malnutrition"]
     for heard in (

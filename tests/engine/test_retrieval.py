@@ -183,7 +183,8 @@ def test_a_window_whose_steered_readings_stop_early_is_still_read_whole(
     for no_repeat in (0, asr.NO_REPEAT):  # the fault: both steered readings stop early
         [cut] = recognizer.read([window], [prompt], recognizer.beam_size, no_repeat)
         assert not asr.sound(cut, quick) and not asr.ends_alike(cut, quick)
-    found = [retrieval.Candidate(phrase, 1.0, False) for phrase in STOPPING_PROMPT]
+    # Listed by priority, the first written last: the prompt above.
+    found = [retrieval.Candidate(phrase, 1.0, False) for phrase in reversed(STOPPING_PROMPT)]
     monkeypatch.setattr(retrieval, "candidates", lambda *_: found)
     [words] = recognizer.steer([window], shipped, [])
     text = " ".join(word.text for word in words)
