@@ -63,8 +63,9 @@ RETRIEVED = 40
 #: of the best candidates: any of them after the quick reading; after a steered reading, only
 #: the closest (the rest seldom change what is written, and each decoding costs a beam).
 NEW_WITHIN = (RETRIEVED, 10)
-#: A phrase only the prompt suggested, written with less confidence than this, was not said:
-#: in the benchmark 7 of 10 such phrases were wrong ("levofloxacin" for levothyroxine, "PCOS").
+#: A phrase only the prompt suggested, written with less confidence than this over words the
+#: reading before heard, was not said: in the benchmark 7 of 10 such phrases were wrong
+#: ("levofloxacin" for levothyroxine, "PCOS").
 DOUBTFUL = 0.02
 #: A steered reading that looped is read again with no run of this many tokens repeated.
 NO_REPEAT = 3
@@ -159,16 +160,34 @@ def inside(words: Sequence[Word], run: Sequence[Word]) -> list[int]:
 def undoubted(before: list[Word], after: list[Word], prompted: Sequence[str]) -> list[Word]:
     """``after``, a steered reading, with ``before``'s words over the time of each phrase of
     its prompt that ``after`` wrote with less than ``DOUBTFUL`` confidence and ``before``
-    did not write."""
-    phrases = {retrieval.written(phrase.split()) for phrase in prompted}
+    did not write, unless ``before`` wrote only a garble of it there (see ``garbled``)."""
+    phrases = {retrieval.written(phrase.split()): phrase for phrase in prompted}
     had = retrieval.runs(before)
     kept = list(after)
-    for run in reversed(spelling(after, phrases)):
+    for run in reversed(spelling(after, set(phrases))):
         words = after[run]
         spelled = retrieval.written([word.text for word in words])
-        if spelled not in had and min(word.confidence for word in words) < DOUBTFUL:
-            kept[run] = [before[index] for index in inside(before, words)]
+        if spelled in had or min(word.confidence for word in words) >= DOUBTFUL:
+            continue
+        there = [before[index] for index in inside(before, words)]
+        if not garbled(there, phrases[spelled], set(phrases)):
+            kept[run] = there
     return kept
+
+
+def garbled(words: Sequence[Word], phrase: str, phrases: set[str]) -> bool:
+    """Whether ``words`` are no words but ``phrase`` misheard ("hyval hernia", "butus on"):
+    where the reading before wrote English words or a phrase of the prompt, it heard words,
+    and a phrase written there without confidence had only been suggested ("a Texas" is
+    not ataxia, "levothyroxine" not levofloxacin)."""
+    texts = [retrieval.letters(word.text) for word in words]
+    return (
+        bool(texts)
+        and all(texts)  # a number was heard as such
+        and not correction.english(texts)
+        and not spelling(words, phrases)
+        and retrieval.sounds_like(texts, phrase)
+    )
 
 
 def unlost(before: list[Word], after: list[Word], prompted: Sequence[str]) -> list[Word]:

@@ -164,9 +164,7 @@ def _best(run: list[Word], index: _Index) -> tuple[float, _Term] | None:
     resplit = _resplit(words, letters, index)
     if resplit is not None:
         return 1.0, resplit
-    if min(word.confidence for word in run) >= UNSURE and all(
-        zipf_frequency(word, "en") >= ENGLISH_ZIPF for word in words
-    ):
+    if min(word.confidence for word in run) >= UNSURE and english(words):
         return None
     # Similarity: the mean of how alike the letters and the metaphone keys are.
     sound = jellyfish.metaphone(letters)
@@ -184,6 +182,11 @@ def _best(run: list[Word], index: _Index) -> tuple[float, _Term] | None:
     position = close[np.argmax(similarity[close])]
     term = index.terms[position]
     return (float(similarity[position]), term) if _fits(run, words, letters, term) else None
+
+
+def english(words: list[str]) -> bool:
+    """Whether each of ``words`` (letters only) is an English word, not a rare one."""
+    return all(zipf_frequency(word, "en") >= ENGLISH_ZIPF for word in words)
 
 
 def _resplit(words: list[str], letters: str, index: _Index) -> _Term | None:

@@ -111,6 +111,31 @@ def runs(words: Sequence[Word]) -> dict[str, float]:
     return found
 
 
+def _similarity(
+    spelled: Sequence[str], letters: Sequence[str], sounds: Sequence[str]
+) -> np.ndarray:
+    """How alike each run's letters (``spelled``) are to each phrase's, by spelling and by
+    sound (0-1, runs by phrases)."""
+    spelling = process.cdist(spelled, letters, scorer=fuzz.ratio, dtype=np.float32)
+    # Jaro-Winkler forgives a sound dropped or doubled mid-word, as mishearings do
+    # ("as of the operating" for azathioprine), and weighs a shared start most.
+    sound = process.cdist(
+        [jellyfish.metaphone(run) for run in spelled],
+        sounds,
+        scorer=JaroWinkler.normalized_similarity,
+        dtype=np.float32,
+    )
+    return (1 - SOUND_WEIGHT) * spelling / 100 + SOUND_WEIGHT * sound
+
+
+def sounds_like(words: Sequence[str], phrase: str) -> bool:
+    """Whether ``words`` are alike enough to ``phrase`` to suggest it (see ``candidates``)."""
+    spelled, wanted = letters("".join(words)), letters(phrase)
+    if abs(len(spelled) - len(wanted)) > len(wanted) // 2:  # out of a run's reach (``around``)
+        return False
+    return bool(_similarity([spelled], [wanted], [jellyfish.metaphone(wanted)])[0, 0] >= SIMILAR)
+
+
 def candidates(words: Sequence[Word], index: PhraseIndex, limit: int) -> list[Candidate]:
     """Up to ``limit`` of the indexed phrases most like some run of ``words`` that the model
     was unsure of, most alike first, the least sure runs counting for more."""
@@ -127,16 +152,7 @@ def candidates(words: Sequence[Word], index: PhraseIndex, limit: int) -> list[Ca
         near = index.around(length)
         if near.start >= near.stop:
             continue
-        spelling = process.cdist(spelled, index.letters[near], scorer=fuzz.ratio, dtype=np.float32)
-        # Jaro-Winkler forgives a sound dropped or doubled mid-word, as mishearings do
-        # ("as of the operating" for azathioprine), and weighs a shared start most.
-        sound = process.cdist(
-            [jellyfish.metaphone(run) for run in spelled],
-            index.sounds[near],
-            scorer=JaroWinkler.normalized_similarity,
-            dtype=np.float32,
-        )
-        similarity = (1 - SOUND_WEIGHT) * spelling / 100 + SOUND_WEIGHT * sound
+        similarity = _similarity(spelled, index.letters[near], index.sounds[near])
         closest = similarity.argmax(axis=0)
         alike = similarity[closest, np.arange(similarity.shape[1])]
         doubt = np.array([unsure[run] for run in group])[closest]

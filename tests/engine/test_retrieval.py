@@ -84,6 +84,23 @@ def test_a_prompted_phrase_written_without_confidence_gives_way_to_the_reading_b
     assert asr.undoubted(after, after, prompted) == after
 
 
+def test_a_prompted_phrase_written_without_confidence_over_a_garble_of_it_stays():
+    before = [
+        Word("small", 0.0, 0.4, 0.9),
+        Word("hyval", 0.4, 0.9, 0.4),
+        Word("hernia.", 0.9, 1.4, 0.9),
+    ]
+    after = [before[0], Word("hiatal", 0.4, 0.9, 0.01), before[2]]
+    prompted = ["hiatal hernia", "inguinal hernia"]
+    assert asr.undoubted(before, after, prompted) == after
+    # Where the reading before heard English words, or a garble out of the phrase's reach
+    # (far longer), the phrase had only been suggested.
+    for heard, phrase in (("a Texas", "ataxia"), ("LVEFioric", "LVEF")):
+        before = [Word(text, 0.4, 0.9, 0.6) for text in heard.split()]
+        after = [Word(phrase, 0.4, 0.9, 0.005)]
+        assert asr.undoubted(before, after, [phrase]) == before
+
+
 def test_a_phrase_the_reading_before_wrote_is_not_lost_by_the_next():
     before = [Word("start", 0.0, 0.4, 0.9), Word("tamsulosin", 0.4, 1.2, 0.7)]
     after = [before[0], Word("Tant's", 0.4, 0.7, 0.5), Word("loss", 0.7, 1.1, 0.5)]
