@@ -162,15 +162,16 @@ def undoubted(before: list[Word], after: list[Word], prompted: Sequence[str]) ->
     its prompt that ``after`` wrote with less than ``DOUBTFUL`` confidence and ``before``
     did not write, unless ``before`` wrote only a garble of it there (see ``garbled``)."""
     phrases = {retrieval.written(phrase.split()): phrase for phrase in prompted}
+    spellings = set(phrases)
     had = retrieval.runs(before)
     kept = list(after)
-    for run in reversed(spelling(after, set(phrases))):
+    for run in reversed(spelling(after, spellings)):
         words = after[run]
         spelled = retrieval.written([word.text for word in words])
         if spelled in had or min(word.confidence for word in words) >= DOUBTFUL:
             continue
         there = [before[index] for index in inside(before, words)]
-        if not garbled(there, phrases[spelled], set(phrases)):
+        if not garbled(there, phrases[spelled], spellings):
             kept[run] = there
     return kept
 

@@ -16,6 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar
 
 import jellyfish
 import numpy as np
@@ -78,9 +79,17 @@ def phrase_index(phrases: tuple[str, ...]) -> PhraseIndex:
         spelled,
         tuple(jellyfish.metaphone(text) for text in spelled),
         tuple(written(phrase.split()) for phrase in kept),
-        lengths - lengths // 2,
-        lengths + lengths // 2,
+        *reach(lengths),
     )
+
+
+Length = TypeVar("Length", int, np.ndarray)
+
+
+def reach(length: Length) -> tuple[Length, Length]:
+    """The fewest and most letters a run heard for a phrase of ``length`` letters may have
+    (an int or an array of them): within half the phrase's length."""
+    return length - length // 2, length + length // 2
 
 
 @dataclass(frozen=True)
@@ -131,7 +140,8 @@ def _similarity(
 def sounds_like(words: Sequence[str], phrase: str) -> bool:
     """Whether ``words`` are alike enough to ``phrase`` to suggest it (see ``candidates``)."""
     spelled, wanted = letters("".join(words)), letters(phrase)
-    if abs(len(spelled) - len(wanted)) > len(wanted) // 2:  # out of a run's reach (``around``)
+    shortest, longest = reach(len(wanted))
+    if not shortest <= len(spelled) <= longest:
         return False
     return bool(_similarity([spelled], [wanted], [jellyfish.metaphone(wanted)])[0, 0] >= SIMILAR)
 
