@@ -124,6 +124,17 @@ def test_where_the_closest_term_is_refused_no_other_term_is_taken() -> None:
     assert texts(snap(heard, vocabulary)) == ["natrial", "fibrillation", "today"]
 
 
+def test_a_run_about_as_like_two_terms_is_left_as_heard() -> None:
+    # Said "hyperkalemia" on a telephone line; snapped, it was once written hyperglycemia.
+    heard = words(("mild", 0.9), ("hyperglymia,", 0.49), ("and", 0.99))
+    assert texts(snap(heard, ["hyperglycemia"])) == ["mild", "hyperglycemia,", "and"]
+    assert texts(snap(heard, ["hyperglycemia", "hyperkalemia"])) == texts(heard)
+    # The same term in another form is no rival.
+    heard = words(("seborrheic", 0.6), ("karatosis", 0.4))
+    vocabulary = ["seborrheic keratosis", "seborrheic keratoses"]
+    assert texts(snap(heard, vocabulary)) == ["seborrheic keratosis"]
+
+
 def test_a_run_only_somewhat_like_a_term_is_left_as_heard() -> None:
     # Each scored 0.82 to 0.845 and was once written as a term that was never said.
     vocabulary = ["nebulizer", "Rh positive", "gastroenteritis"]
