@@ -194,9 +194,10 @@ def garbled(words: Sequence[Word], phrase: str, phrases: set[str]) -> bool:
 def unlost(before: list[Word], after: list[Word], prompted: Sequence[str]) -> list[Word]:
     """``after``, a steered reading, with each phrase of its prompt that ``before`` wrote
     and ``after`` did not written back over its time, unless ``after`` wrote another phrase
-    of its prompt there, or the same words in another form: a reading steered by more
-    phrases can lose one the reading before heard ("start Tant's loss" after "start
-    tamsulosin"), but one that wrote "wheeze" where the reading before wrote the prompt's
+    of its prompt there at least as surely (see ``surest``), or the same words in another
+    form: a reading steered by more phrases can lose one the reading before heard ("start
+    Tant's loss" after "start tamsulosin", "hyperglycemia" at 0.41 after "hyperkalemia" at
+    0.64), but one that wrote "wheeze" where the reading before wrote the prompt's
     "wheezing" heard what was said."""
     phrases = {retrieval.written(phrase.split()) for phrase in prompted}
     has = retrieval.runs(after)
@@ -208,7 +209,7 @@ def unlost(before: list[Word], after: list[Word], prompted: Sequence[str]) -> li
         over = inside(kept, words)
         there = kept[over[0] : over[-1] + 1] if over else []
         if there and (
-            spelling(there, phrases)
+            any(surest(there[run], words) for run in spelling(there, phrases))
             or correction.another_form(
                 *(" ".join(word.text for word in run) for run in (there, words))
             )
@@ -220,6 +221,12 @@ def unlost(before: list[Word], after: list[Word], prompted: Sequence[str]) -> li
             at = next((i for i, word in enumerate(kept) if word.start >= words[0].start), len(kept))
             kept[at:at] = words
     return kept
+
+
+def surest(words: Sequence[Word], than: Sequence[Word]) -> bool:
+    """Whether the model wrote ``words`` at least as surely as ``than``: their least
+    confident words compared."""
+    return min(word.confidence for word in words) >= min(word.confidence for word in than)
 
 
 @dataclass(frozen=True)

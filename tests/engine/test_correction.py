@@ -160,3 +160,12 @@ def test_an_abbreviation_no_vocabulary_lists_is_left_as_heard() -> None:
     vocabulary = ["LDL", "CBC", "LDH", "PTT"]
     heard = words(("LBL", 0.5), ("CBT", 0.6), ("SDH", 0.6), ("PET", 0.6))
     assert texts(snap(heard, vocabulary)) == ["LBL", "CBT", "SDH", "PET"]
+
+
+def test_english_words_are_not_merged_into_a_one_word_term_they_do_not_spell() -> None:
+    # "start in" was "start" before a drug misheard (three times in the benchmark), not statin.
+    heard = words(("start", 0.42), ("in", 0.33), ("40", 0.99))
+    assert texts(snap(heard, ["statin", "atorvastatin"])) == ["start", "in", "40"]
+    # Words that are not all English still make a one-word term ("cefanol in", cefazolin).
+    heard = words(("cefanol", 0.17), ("in", 0.43), ("given", 0.99))
+    assert texts(snap(heard, ["cefazolin"])) == ["cefazolin", "given"]
