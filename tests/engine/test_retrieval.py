@@ -171,6 +171,26 @@ def test_terms_retrieved_only_from_a_steered_reading_are_heard_in_the_next(
     assert all(term in steered() for term in TERMS)
 
 
+def test_a_quick_reading_that_repeats_itself_is_read_again_barred_from_repeating(
+    natural_dictation, recognizer, monkeypatch
+):
+    samples = audio.load(natural_dictation(REHEARD).read_bytes()).tracks[0]
+    [span] = windows(samples)
+    window = recognizer.encode(samples, span)
+    read, barred = recognizer.read, []
+
+    def looping_at_first(audios, hotwords, beam_size, no_repeat=0):
+        readings = read(audios, hotwords, beam_size, no_repeat)
+        barred.append(no_repeat)
+        return [words * 6 for words in readings] if len(barred) == 1 else readings
+
+    monkeypatch.setattr(recognizer, "read", looping_at_first)
+    [quick] = recognizer.decode([window], None, asr.QUICK_BEAM)
+    assert barred == [0, asr.NO_REPEAT]  # the first reading looped, so it was read again
+    text = " ".join(word.text for word in quick).lower()
+    assert not asr.repeats(quick) and text.startswith("plan") and text.endswith("daily.")
+
+
 def test_a_reading_that_runs_on_reciting_its_prompt_does_not_end_as_the_quick_one():
     quick = heard("magnesium oxide 400 milligrams daily, and rib-a-flavilla-reasonable.")
     recited = heard("magnesium 400 milligrams, or anhedonia, ondansetron, or ondamsetron")
