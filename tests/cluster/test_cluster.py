@@ -308,8 +308,10 @@ def test_celery_worker_killed_while_starting_jobs(running, audio):
     for process in on_host:
         with suppress(psutil.NoSuchProcess):
             process.kill()
-    # No job had finished, so no task was past its wait: the killed task was starting its job.
-    assert "COMPLETED" not in {row["status"] for row in jobs_for(running.store, tonight.name)}
+    # The kill hit a start that had not finished (other files' jobs may have: on a fast
+    # machine a short dictation is transcribed within a second).
+    done = tonight.task_instances("transcribe.start", "success")
+    assert first["map_index"] not in {ti["map_index"] for ti in done}
     running.cluster.start("airflow-worker", host)  # as compose's restart policy would
     instances = tonight.finish(f"kill -9 Celery worker {host}")
     killed = instances[
