@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -272,46 +272,43 @@ def test_engine_worker_killed_while_holding_a_job(running, audio):
     assert taken_over is not None and taken_over.attempts == 2
 
 
-def a_start_frozen(running: Running, tonight: Night) -> tuple[dict[str, Any], list]:
-    """A start task caught running, with every process of its host frozen, so that it cannot
-    finish before the host is killed. A start that finished before the freeze (it takes
-    about a second) is let go, and the next one is caught."""
-    finished: set[int] = set()
-    while True:
-        (first, *_) = wait_for(
-            "start running",
-            lambda: [
-                ti
-                for ti in tonight.task_instances("transcribe.start", "running")
-                if ti["map_index"] not in finished
-            ],
-        )
-        on_host = running.cluster.network.processes(first["hostname"])
-        assert psutil.Process(first["pid"]) in on_host, "the task runs elsewhere"
-        for process in on_host:
-            with suppress(psutil.NoSuchProcess):
-                process.suspend()
-        running_now = tonight.task_instances("transcribe.start", "running")
-        if first["map_index"] in {ti["map_index"] for ti in running_now}:
-            return first, on_host
-        for process in on_host:
-            with suppress(psutil.NoSuchProcess):
-                process.resume()
-        finished.add(first["map_index"])
+@contextmanager
+def engine_api_frozen(running: Running) -> Iterator[None]:
+    """The engine API's processes stopped: a client's connection and request wait in the
+    kernel's queues, unanswered, until the API runs again."""
+    api = running.cluster.running()["engine-api"]
+    os.killpg(api, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.killpg(api, signal.SIGCONT)
 
 
 def test_celery_worker_killed_while_starting_jobs(running, audio):
-    tonight = night(running, audio, "celery-worker-kill")
-    first, on_host = a_start_frozen(running, tonight)
-    host = first["hostname"]
-    # The host dies as a killed container does, the task's own process group included.
-    for process in on_host:
-        with suppress(psutil.NoSuchProcess):
-            process.kill()
-    # The kill hit a start that had not finished (other files' jobs may have: on a fast
-    # machine a short dictation is transcribed within a second).
-    done = tonight.task_instances("transcribe.start", "success")
-    assert first["map_index"] not in {ti["map_index"] for ti in done}
+    # A start takes about a second: to be sure of killing one midway, the starts wait for
+    # pool slots until the listing (which asks the engine for failed jobs) is done, and then
+    # meet an engine API that does not answer.
+    slots = running.pool()["slots"]
+    running.pool(slots=0)
+    try:
+        tonight = night(running, audio, "celery-worker-kill")
+        wait_for("listing", lambda: tonight.task_instances("list_pending", "success"))
+        with engine_api_frozen(running):
+            running.pool(slots=slots)
+            (first, *_) = wait_for(
+                "start running", lambda: tonight.task_instances("transcribe.start", "running")
+            )
+            host = first["hostname"]
+            on_host = running.cluster.network.processes(host)
+            assert psutil.Process(first["pid"]) in on_host, "the task runs elsewhere"
+            # The host dies as a killed container does, the task's own process group included.
+            for process in on_host:
+                with suppress(psutil.NoSuchProcess):
+                    process.kill()
+            # Its request reaches the engine only now, after its sender died.
+            assert not tonight.task_instances("transcribe.start", "success")
+    finally:
+        running.pool(slots=slots)
     running.cluster.start("airflow-worker", host)  # as compose's restart policy would
     instances = tonight.finish(f"kill -9 Celery worker {host}")
     killed = instances[
