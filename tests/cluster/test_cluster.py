@@ -257,10 +257,18 @@ def test_the_cluster_under_test_runs_this_checkouts_code(running):
 
 def test_engine_worker_killed_while_holding_a_job(running, audio):
     tonight = night(running, audio, "engine-worker-kill")
-    job = wait_for("job in progress", tonight.in_progress_job)
-    host, pid, _ = job["lease_owner"].split(":")
-    holder = psutil.Process(int(pid))
-    assert holder in running.cluster.network.processes(host)
+    while True:  # a job caught in progress, its holder stopped before it can end the job
+        job = wait_for("job in progress", tonight.in_progress_job)
+        host, pid, _ = job["lease_owner"].split(":")
+        holder = psutil.Process(int(pid))
+        assert holder in running.cluster.network.processes(host)
+        holder.suspend()
+        (now,) = [
+            row for row in jobs_for(running.store, tonight.name) if row["name"] == job["name"]
+        ]
+        if now["status"] == "IN_PROGRESS":
+            break
+        holder.resume()
     holder.kill()
     holder.wait(30)
     # Dead with the job: nobody renews or takes the lease before it runs out, and a job
