@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlparse
 if TYPE_CHECKING:
     import numpy as np
 
+    from medscribe.coverage import Span
     from medscribe.words import Word
 
 ENGINE_ENV = (
@@ -155,8 +156,13 @@ def _fixed_prompt_recognizer() -> type:
         the vocabulary's first phrases that fit, coverage and correction as today."""
 
         def first_pass(
-            self, samples: np.ndarray, phrases: Sequence[str], own: Sequence[str] = ()
+            self,
+            samples: np.ndarray,
+            phrases: Sequence[str],
+            own: Sequence[str] = (),
+            speech: Sequence[Span] | None = None,
         ) -> list[Word]:
+            # faster-whisper's own voice activity detection finds the speech, as it did.
             prompt = self.prompt([*own, *phrases])
             return self._words(samples, hotwords=prompt, **self.options)
 

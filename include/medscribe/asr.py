@@ -261,12 +261,15 @@ def join_pieces(pieces: Iterable[Piece], duration: float) -> list[Word]:
 WINDOW_SPEECH_S = WINDOW_S - 2 * WINDOW_PAD_S
 
 
-def windows(samples: np.ndarray) -> list[Span]:
+def windows(samples: np.ndarray, speech: Sequence[Span] | None = None) -> list[Span]:
     """The speech cut at pauses into windows of at most ``WINDOW_S``, each padded by up to
-    ``WINDOW_PAD_S`` within the pauses around it."""
+    ``WINDOW_PAD_S`` within the pauses around it. ``speech``, if given, is where voice
+    activity detection heard it, in pieces of at most ``WINDOW_SPEECH_S``."""
     duration = len(samples) / SAMPLE_RATE
     groups: list[list[Span]] = []
-    for piece in speech_spans(samples, WINDOW_SPEECH_S):
+    if speech is None:
+        speech = speech_spans(samples, WINDOW_SPEECH_S)
+    for piece in speech:
         if groups and piece.end - groups[-1][0].start <= WINDOW_SPEECH_S:
             groups[-1].append(piece)
         else:
@@ -339,8 +342,9 @@ class Recognizer:
         ``phrases`` is the whole vocabulary; ``own`` (the job's vocabulary) is in every
         prompt, and each window's prompt adds the phrases that sound like what was heard there.
         """
-        first = self.first_pass(samples, phrases, own)
-        words, uncovered = ensure_coverage(first, samples, self.redecoding)
+        speech = speech_spans(samples, WINDOW_SPEECH_S)  # heard once, for windows and coverage
+        first = self.first_pass(samples, phrases, own, speech)
+        words, uncovered = ensure_coverage(first, samples, self.redecoding, speech)
         if len(words) > len(first) or uncovered:
             log.info(
                 "re-decoding added %d words; %.1f s of speech in %d stretch(es) still uncovered",
@@ -351,11 +355,16 @@ class Recognizer:
         return Recognition(correction.snap(words, list(phrases)), uncovered)
 
     def first_pass(
-        self, samples: np.ndarray, phrases: Sequence[str], own: Sequence[str] = ()
+        self,
+        samples: np.ndarray,
+        phrases: Sequence[str],
+        own: Sequence[str] = (),
+        speech: Sequence[Span] | None = None,
     ) -> list[Word]:
-        """Each window's words, steered by the phrases that sound like what was heard there."""
+        """Each window's words, steered by the phrases that sound like what was heard there
+        (``speech``: see ``windows``)."""
         index = retrieval.phrase_index(tuple(phrases))
-        spans = windows(samples)
+        spans = windows(samples, speech)
         words: list[Word] = []
         for first in range(0, len(spans), BATCH):
             audios = [self.encode(samples, span) for span in spans[first : first + BATCH]]

@@ -228,15 +228,20 @@ def span_samples(samples: np.ndarray, span: Span) -> np.ndarray:
 
 
 def ensure_coverage(
-    words: list[Word], samples: np.ndarray, attempts: Sequence[Decoder]
+    words: list[Word],
+    samples: np.ndarray,
+    attempts: Sequence[Decoder],
+    speech: Sequence[Span] | None = None,
 ) -> tuple[list[Word], list[Gap]]:
     """Fill every gap with words from the first attempt whose words it takes.
 
     Returns all words in time order, each kept to the speech inside it, and the gaps no
-    attempt could fill.
+    attempt could fill. ``speech``, if given, is where voice activity detection heard
+    speech in ``samples``, in pieces of any length (see ``speech_spans``).
     """
     duration = len(samples) / SAMPLE_RATE
-    speech = speech_spans(samples)
+    if speech is None:
+        speech = speech_spans(samples)
     words = kept_to_speech(words, speech)
     for decode in attempts:
         missing = gaps(words, speech, duration)
