@@ -289,7 +289,6 @@ class Encoding:
     output: StorageView
     frames: int
     span: Span
-    samples: np.ndarray
 
 
 class Recognizer:
@@ -427,9 +426,8 @@ class Recognizer:
 
     def encode(self, samples: np.ndarray, span: Span) -> Encoding:
         """Whisper's encoding of ``span`` (at most 30 s) of ``samples``."""
-        heard = span_samples(samples, span)
-        features = self.model.feature_extractor(heard)
-        return Encoding(self.model.encode(pad_or_trim(features)), features.shape[-1], span, heard)
+        features = self.model.feature_extractor(span_samples(samples, span))
+        return Encoding(self.model.encode(pad_or_trim(features)), features.shape[-1], span)
 
     def decode(
         self, audios: Sequence[Encoding], hotwords: str | None, beam_size: int

@@ -281,15 +281,17 @@ def test_engine_worker_killed_while_holding_a_job(running, audio):
 
 
 @contextmanager
-def engine_api_frozen(running: Running) -> Iterator[None]:
-    """The engine API's processes stopped: a client's connection and request wait in the
-    kernel's queues, unanswered, until the API runs again."""
-    api = running.cluster.running()["engine-api"]
-    os.killpg(api, signal.SIGSTOP)
+def frozen(running: Running, service: str) -> Iterator[None]:
+    """Every process of ``service``'s hosts stopped: a client's connection and request
+    wait in the kernel's queues, unanswered, until they run again."""
+    leaders = [running.cluster.running()[host] for host in running.cluster.hosts[service]]
+    for leader in leaders:
+        os.killpg(leader, signal.SIGSTOP)
     try:
         yield
     finally:
-        os.killpg(api, signal.SIGCONT)
+        for leader in leaders:
+            os.killpg(leader, signal.SIGCONT)
 
 
 def test_celery_worker_killed_while_starting_jobs(running, audio):
@@ -301,7 +303,7 @@ def test_celery_worker_killed_while_starting_jobs(running, audio):
     try:
         tonight = night(running, audio, "celery-worker-kill")
         wait_for("listing", lambda: tonight.task_instances("list_pending", "success"))
-        with engine_api_frozen(running):
+        with frozen(running, "engine-api"):
             running.pool(slots=slots)
             (first, *_) = wait_for(
                 "start running", lambda: tonight.task_instances("transcribe.start", "running")
@@ -341,10 +343,7 @@ def test_postgresql_restarted_mid_night(running, audio):
 def test_engine_api_restarted_while_sensors_wait(running, audio):
     # The engine workers are frozen meanwhile, so the jobs are still queued when the
     # sensors defer and the API restarts under them.
-    workers = [running.cluster.running()[host] for host in running.cluster.hosts["engine-worker"]]
-    for pid in workers:
-        os.killpg(pid, signal.SIGSTOP)
-    try:
+    with frozen(running, "engine-worker"):
         tonight = night(running, audio, "engine-api-restart")
         deferred = lambda: len(tonight.task_instances("transcribe.wait", "deferred")) == len(audio)  # noqa: E731
         wait_for("deferred sensors", deferred)
@@ -354,9 +353,6 @@ def test_engine_api_restarted_while_sensors_wait(running, audio):
         time.sleep(5)
         running.cluster.start("engine-api", "engine-api")
         running.cluster.wait_healthy("engine-api")
-    finally:
-        for pid in workers:
-            os.killpg(pid, signal.SIGCONT)
     instances = tonight.finish("restart engine API while sensors wait")
     waits = instances[instances["task_id"] == "transcribe.wait"]
     assert set(waits["try_number"]) == {1}, "a deferred wait failed and was retried"
